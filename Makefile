@@ -1,0 +1,31 @@
+# `make lab` opens the course, `make test` runs every test; both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Jupyter refuses to start as root unless told that this is intended (containers, Binder-like boxes).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test bench data clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab on notebooks/ — open the http://127.0.0.1:... URL printed below."
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/step_time.py
+	$(BIN)/python bench/train_vs_torchvision.py
+
+data: $(STAMP)
+	$(BIN)/python -m retinanet_lite data shapes --out data/shapes
+
+clean:
+	rm -rf $(VENV) build runs .pytest_cache

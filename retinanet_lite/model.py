@@ -1,0 +1,228 @@
+"""RetinaNet: backbone → FPN → two subnets, with torchvision's detection calling convention.
+
+``model.train(); losses = model(images, targets)`` returns ``{"classification", "regression"}``;
+``model.eval(); detections = model(images)`` returns one ``{"boxes", "scores", "labels"}`` per image.
+``images`` is a list of ``[3, H, W]`` float tensors in [0, 1] (sizes may differ); boxes are xyxy pixels
+of the image as given.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .anchors import anchors_per_level, make_anchors
+from .backbone import build_backbone
+from .boxes import clip_boxes, class_wise_nms, decode_boxes, encode_boxes
+from .config import RetinaNetConfig, preset_config
+from .data import check_image, check_target
+from .fpn import PyramidFeatures
+from .heads import classification_head, regression_head
+from .losses import focal_loss, giou_loss, smooth_l1_loss
+from .matching import IGNORE, match_anchors_batch
+
+Target = dict[str, Tensor]
+
+
+class RetinaNet(nn.Module):
+    """The detector described by a :class:`RetinaNetConfig`."""
+
+    def __init__(self, config: RetinaNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = build_backbone(
+            config.backbone, config.backbone_widths, config.backbone_blocks, frozen_bn=config.frozen_bn
+        )
+        self.fpn = PyramidFeatures(self.backbone.channels, config.fpn_channels)
+        self.classification = classification_head(
+            config.fpn_channels, config.num_anchors, config.num_classes, config.head_convs,
+            config.head_group_norm, config.prior_prob,
+        )
+        self.regression = regression_head(
+            config.fpn_channels, config.num_anchors, config.head_convs, config.head_group_norm
+        )
+        self.register_buffer("image_mean", torch.tensor(config.image_mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
+        self._anchor_cache: dict[tuple[Any, ...], Tensor] = {}
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "RetinaNet":
+        """A fresh model from a named preset (``"shapes-cpu"``, ``"paper"``, …) with config overrides."""
+        return cls(preset_config(name, **overrides))
+
+    # ----------------------------------------------------------------------------------- forward
+    def forward(self, images: list[Tensor], targets: list[Target] | None = None) -> dict[str, Tensor] | list[Target]:
+        """Training (with ``targets``): the loss dict. Eval: a list of detections, one per image."""
+        images = self._check_inputs(images, targets)
+        batch, scales = self.prepare_batch(images)
+        if targets is not None:
+            targets = [_scale_target(t, s) for t, s in zip(targets, scales)]
+        cls_logits, box_deltas = self.predict(batch)  # [B, N, K], [B, N, 4]
+        anchors = self.anchors(batch.shape[-2:], batch.device)
+        if len(anchors) != cls_logits.shape[1]:
+            raise ValueError(
+                f"the heads produced {cls_logits.shape[1]} rows but there are {len(anchors)} anchors: "
+                f"config.strides {self.config.strides} do not match the backbone/FPN strides (8–128)"
+            )
+        if self.training:
+            if targets is None:
+                raise ValueError("in training mode the model needs targets: model(images, targets)")
+            return self.loss(cls_logits, box_deltas, anchors, targets)
+        per_level = anchors_per_level(tuple(batch.shape[-2:]), self.config.strides, self.config.num_anchors)
+        sizes = [tuple(image.shape[-2:]) for image in images]
+        return self.postprocess(cls_logits, box_deltas, anchors, per_level, sizes, scales)
+
+    def predict(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw network outputs for a normalised, padded ``[B, 3, H, W]`` batch: logits ``[B, N, K]`` and
+        deltas ``[B, N, 4]``, row ``i`` belonging to anchor ``i`` of :meth:`anchors`."""
+        features = self.fpn(self.backbone(batch))
+        return self.classification(features), self.regression(features)
+
+    def anchors(self, image_size: tuple[int, int], device: torch.device) -> Tensor:
+        """The ``[N, 4]`` xyxy anchors of a padded input of ``(H, W)``; cached per size and device."""
+        key = (tuple(image_size), str(device))
+        if key not in self._anchor_cache:
+            c = self.config
+            self._anchor_cache[key] = make_anchors(
+                tuple(image_size), c.strides, c.anchor_sizes, c.anchor_ratios, c.anchor_scales, c.anchor_offset
+            ).to(device)
+        return self._anchor_cache[key]
+
+    # ------------------------------------------------------------------------------------ inputs
+    def _check_inputs(self, images: list[Tensor] | Tensor, targets: list[Target] | None) -> list[Tensor]:
+        """Validate images (and targets) with errors that name the problem; returns a list of images."""
+        if isinstance(images, Tensor) and images.dim() == 4:
+            images = list(images)
+        if not isinstance(images, (list, tuple)) or len(images) == 0:
+            raise ValueError("images must be a non-empty list of [3, H, W] tensors")
+        for i, image in enumerate(images):
+            check_image(image, name=f"images[{i}]")
+        if targets is not None:
+            if len(targets) != len(images):
+                raise ValueError(f"got {len(images)} images but {len(targets)} targets")
+            for i, target in enumerate(targets):
+                check_target(target, self.config.num_classes, name=f"targets[{i}]")
+        return list(images)
+
+    def prepare_batch(self, images: list[Tensor]) -> tuple[Tensor, list[float]]:
+        """Resize (if the config says so), normalise and zero-pad images into one ``[B, 3, H, W]`` batch.
+
+        Returns the batch and each image's resize factor (1.0 when not resized).
+        """
+        scales = [self._resize_factor(image.shape[-2:]) for image in images]
+        resized = [
+            image if s == 1.0 else F.interpolate(image[None], scale_factor=s, mode="bilinear", recompute_scale_factor=True,
+                                                  align_corners=False)[0]
+            for image, s in zip(images, scales)
+        ]
+        divisor = self.config.size_divisible
+        height = -(-max(image.shape[-2] for image in resized) // divisor) * divisor
+        width = -(-max(image.shape[-1] for image in resized) // divisor) * divisor
+        batch = resized[0].new_zeros(len(resized), 3, height, width)
+        for slot, image in zip(batch, resized):
+            slot[:, : image.shape[-2], : image.shape[-1]] = (image - self.image_mean) / self.image_std
+        return batch, scales
+
+    def _resize_factor(self, size: torch.Size) -> float:
+        """Factor that makes the short side ``min_size`` without the long side passing ``max_size``."""
+        if self.config.min_size is None:
+            return 1.0
+        factor = self.config.min_size / min(size)
+        if self.config.max_size is not None:
+            factor = min(factor, self.config.max_size / max(size))
+        return factor
+
+    # -------------------------------------------------------------------------------------- loss
+    def loss(self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, targets: list[Target]) -> dict[str, Tensor]:
+        """Focal loss over all non-ignored anchors and box loss over positives, both divided by the
+        number of positive anchors in the batch (at least 1). Computed for the whole batch at once."""
+        c = self.config
+        gt_boxes, gt_labels, gt_valid = pad_targets(targets, cls_logits.device)  # [B, G, 4], [B, G], [B, G]
+        matches = match_anchors_batch(anchors, gt_boxes, gt_valid, c.pos_iou, c.neg_iou, c.allow_low_quality)
+        positive = matches >= 0  # [B, N]
+        num_positive = positive.sum().clamp(min=1)
+        matched = matches.clamp(min=0)
+
+        labels = gt_labels.gather(1, matched)  # [B, N]
+        cls_targets = F.one_hot(labels, c.num_classes).to(cls_logits.dtype) * positive[..., None]
+        counted = matches != IGNORE
+        cls_loss = focal_loss(cls_logits[counted], cls_targets[counted], c.focal_alpha, c.focal_gamma, "sum")
+
+        pos_anchors = anchors.expand(len(targets), -1, -1)[positive]  # [P, 4]
+        pos_boxes = gt_boxes.gather(1, matched[..., None].expand(-1, -1, 4))[positive]  # [P, 4]
+        pos_deltas = box_deltas[positive]  # [P, 4]
+        if c.box_loss == "giou":
+            box_loss = giou_loss(decode_boxes(pos_anchors, pos_deltas, c.box_weights), pos_boxes, "sum")
+        else:
+            beta = c.smooth_l1_beta if c.box_loss == "smooth_l1" else 0.0
+            target_deltas = encode_boxes(pos_anchors, pos_boxes, c.box_weights)
+            box_loss = smooth_l1_loss(pos_deltas, target_deltas, beta, "sum")
+        return {
+            "classification": cls_loss / num_positive,
+            "regression": c.box_loss_weight * box_loss / num_positive,
+        }
+
+    # -------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def postprocess(
+        self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, per_level: list[int],
+        sizes: list[tuple[int, int]], scales: list[float],
+    ) -> list[Target]:
+        """Decode, score-threshold, keep the top-k per level, class-wise NMS, and map boxes back to each
+        original image. ``per_level`` is the number of anchors of each level (they are concatenated).
+        Returns one ``{"boxes" [D, 4], "scores" [D], "labels" [D]}`` per image."""
+        c = self.config
+        boxes, scores, labels = self._top_candidates(cls_logits, box_deltas, anchors, per_level)
+        results = []
+        for i, (size, scale) in enumerate(zip(sizes, scales)):
+            keep = scores[i] > c.score_thresh
+            b, s, l = boxes[i][keep] / scale, scores[i][keep], labels[i][keep]
+            b = clip_boxes(b, size)
+            kept = class_wise_nms(b, s, l, c.nms_iou)[: c.max_detections]
+            results.append({"boxes": b[kept], "scores": s[kept], "labels": l[kept]})
+        return results
+
+    def _top_candidates(
+        self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, per_level: list[int]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """For every image at once: the ``topk_candidates`` best (anchor, class) pairs of each level,
+        decoded. Returns boxes ``[B, C, 4]``, scores ``[B, C]``, labels ``[B, C]``."""
+        c = self.config
+        batch, _, num_classes = cls_logits.shape
+        all_boxes, all_scores, all_labels = [], [], []
+        for logits, deltas, level_anchors in zip(
+            cls_logits.split(per_level, dim=1), box_deltas.split(per_level, dim=1), anchors.split(per_level)
+        ):
+            flat = logits.reshape(batch, -1)  # [B, N_l·K]
+            k = min(c.topk_candidates, flat.shape[1])
+            top_logits, top_index = flat.topk(k, dim=1)
+            anchor_index = top_index // num_classes
+            chosen_deltas = deltas.gather(1, anchor_index[..., None].expand(-1, -1, 4))
+            all_boxes.append(decode_boxes(level_anchors[anchor_index], chosen_deltas, c.box_weights))
+            all_scores.append(top_logits.sigmoid())
+            all_labels.append(top_index % num_classes)
+        return torch.cat(all_boxes, 1), torch.cat(all_scores, 1), torch.cat(all_labels, 1)
+
+
+def pad_targets(targets: list[Target], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Stack per-image targets into padded tensors: boxes ``[B, G, 4]``, labels ``[B, G]``, valid ``[B, G]``.
+
+    ``G`` is the largest number of boxes in one image (0 if no image has any).
+    """
+    most = max(len(t["boxes"]) for t in targets)
+    boxes = torch.zeros(len(targets), most, 4, device=device)
+    labels = torch.zeros(len(targets), most, dtype=torch.long, device=device)
+    valid = torch.zeros(len(targets), most, dtype=torch.bool, device=device)
+    for i, target in enumerate(targets):
+        n = len(target["boxes"])
+        boxes[i, :n] = target["boxes"].to(device)
+        labels[i, :n] = target["labels"].to(device)
+        valid[i, :n] = True
+    return boxes, labels, valid
+
+
+def _scale_target(target: Target, scale: float) -> Target:
+    """The target of an image resized by ``scale`` (boxes scaled, everything else unchanged)."""
+    return target if scale == 1.0 else {**target, "boxes": target["boxes"] * scale}

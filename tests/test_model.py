@@ -1,0 +1,195 @@
+"""The model: shapes of every stage, the paper's details, both calling conventions, bad input."""
+import math
+
+import pytest
+import torch
+
+from retinanet_lite.anchors import anchors_per_level
+from retinanet_lite.backbone import build_backbone
+from retinanet_lite.config import PRESETS, RetinaNetConfig, preset_config
+from retinanet_lite.fpn import PyramidFeatures
+from retinanet_lite.heads import classification_head, flatten_level, prior_bias
+from retinanet_lite.model import RetinaNet
+
+
+def tiny(**overrides) -> RetinaNet:
+    torch.manual_seed(0)
+    return RetinaNet.from_preset("shapes-cpu", **overrides)
+
+
+def target(boxes, labels):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels)}
+
+
+@pytest.mark.parametrize("size", [(128, 128), (100, 150), (97, 61), (33, 200)])
+def test_backbone_and_fpn_work_for_any_size(size):
+    backbone = build_backbone("tiny")
+    fpn = PyramidFeatures(backbone.channels, 32)
+    features = fpn(backbone(torch.zeros(2, 3, *size)))
+    assert [f.shape[-2:] for f in features] == [
+        (math.ceil(size[0] / 2**l), math.ceil(size[1] / 2**l)) for l in range(3, 8)]
+    assert all(f.shape[:2] == (2, 32) for f in features)
+
+
+def test_resnet50_backbone_channels_and_strides():
+    c3, c4, c5 = build_backbone("resnet50")(torch.zeros(1, 3, 64, 64))
+    assert (c3.shape[1:], c4.shape[1:], c5.shape[1:]) == ((512, 8, 8), (1024, 4, 4), (2048, 2, 2))
+
+
+def test_fpn_p7_is_relu_then_conv_on_p6():
+    fpn = PyramidFeatures((8, 8, 8), 8)
+    c = [torch.randn(1, 8, 16, 16), torch.randn(1, 8, 8, 8), torch.randn(1, 8, 4, 4)]
+    p3, p4, p5, p6, p7 = fpn(c)
+    torch.testing.assert_close(p6, fpn.p6(c[2]))
+    torch.testing.assert_close(p7, fpn.p7(torch.relu(p6)))
+    top5 = fpn.lateral5(c[2])
+    torch.testing.assert_close(p5, fpn.smooth5(top5))
+    top4 = fpn.lateral4(c[1]) + top5.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.testing.assert_close(p4, fpn.smooth4(top4))
+
+
+def test_prior_probability_bias():
+    assert prior_bias(0.01) == pytest.approx(-math.log(99))
+    head = classification_head(16, 9, 3, num_convs=1, prior=0.01)
+    logits = head([torch.randn(1, 16, 4, 4)])
+    torch.testing.assert_close(torch.sigmoid(logits).mean(), torch.tensor(0.01), atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="prior"):
+        prior_bias(1.0)
+
+
+def test_flatten_level_puts_anchor_rows_in_anchor_order():
+    # channel a·C + c at (y, x) must land in row (y·W + x)·A + a, column c
+    A, C, H, W = 3, 2, 2, 4
+    x = torch.arange(A * C * H * W, dtype=torch.float32).view(1, A * C, H, W)
+    flat = flatten_level(x, C)
+    for y in range(H):
+        for xx in range(W):
+            for a in range(A):
+                for c in range(C):
+                    assert flat[0, (y * W + xx) * A + a, c] == x[0, a * C + c, y, xx]
+
+
+@pytest.mark.parametrize("ratios, scales", [((1.0,), (1.0,)), ((0.5, 1.0, 2.0), (1.0, 1.5)), ((0.25, 0.5, 1.0, 2.0, 4.0), (1.0,))])
+def test_number_of_anchors_comes_from_the_config(ratios, scales):
+    model = tiny(anchor_ratios=ratios, anchor_scales=scales)
+    model.eval()
+    batch, _ = model.prepare_batch([torch.rand(3, 64, 64)])
+    cls, box = model.predict(batch)
+    assert cls.shape[1] == box.shape[1] == len(model.anchors((64, 64), batch.device))
+    model.train()
+    losses = model([torch.rand(3, 64, 64)], [target([[5, 5, 30, 40]], [1])])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_training_returns_loss_dict_and_gradients_flow():
+    model = tiny()
+    model.train()
+    losses = model([torch.rand(3, 128, 128), torch.rand(3, 128, 128)],
+                   [target([[10, 10, 50, 60], [70, 20, 100, 40]], [0, 2]), target([[5, 5, 20, 20]], [1])])
+    assert set(losses) == {"classification", "regression"}
+    sum(losses.values()).backward()
+    assert model.classification.predict.weight.grad.abs().sum() > 0
+    assert model.regression.predict.weight.grad.abs().sum() > 0
+
+
+def test_initial_classification_loss_matches_the_prior():
+    # With π = 0.01 every anchor starts at p = 0.01: the loss per positive is known in closed form.
+    model = tiny(head_convs=0)
+    model.train()
+    losses = model([torch.zeros(3, 128, 128)], [target([], [])])
+    assert losses["regression"].item() == 0.0
+    num_anchors = len(model.anchors((128, 128), torch.device("cpu")))
+    negative_loss = 0.75 * 0.01**2 * -math.log(0.99)
+    assert losses["classification"].item() == pytest.approx(num_anchors * 3 * negative_loss, rel=0.05)
+
+
+def test_image_without_objects_trains():
+    model = tiny()
+    model.train()
+    losses = model([torch.rand(3, 96, 96)], [target([], [])])
+    assert torch.isfinite(losses["classification"]) and losses["regression"].item() == 0.0
+    sum(losses.values()).backward()
+
+
+def test_eval_batch_of_different_sizes_returns_one_result_per_image():
+    model = tiny(score_thresh=0.0)
+    model.eval()
+    images = [torch.rand(3, 128, 128), torch.rand(3, 70, 190), torch.rand(3, 45, 33)]
+    with torch.no_grad():
+        outputs = model(images)
+        alone = [model([image])[0] for image in images]
+    assert len(outputs) == 3
+    for out, single, image in zip(outputs, alone, images):
+        assert set(out) == {"boxes", "scores", "labels"}
+        assert out["boxes"].shape[1] == 4 and len(out["boxes"]) == len(out["scores"]) == len(out["labels"])
+        assert len(out["boxes"]) <= model.config.max_detections
+        h, w = image.shape[-2:]
+        assert (out["boxes"][:, 0::2] <= w).all() and (out["boxes"][:, 1::2] <= h).all()
+        assert (out["scores"][:-1] >= out["scores"][1:]).all()
+    # the smallest image does not depend on which other images share its batch (zero padding aside)
+    assert len(alone[2]["boxes"]) > 0
+
+
+def test_resizing_maps_boxes_back_to_the_original_image():
+    model = tiny(min_size=256, max_size=512, score_thresh=0.0)
+    model.eval()
+    with torch.no_grad():
+        out = model([torch.rand(3, 64, 100)])[0]
+    assert (out["boxes"][:, 2] <= 100).all() and (out["boxes"][:, 3] <= 64).all()
+    model.train()
+    losses = model([torch.rand(3, 64, 100)], [target([[10, 10, 40, 40]], [0])])
+    assert torch.isfinite(sum(losses.values()))
+
+
+def test_postprocess_keeps_the_best_box_and_suppresses_duplicates():
+    model = tiny(score_thresh=0.5)
+    model.eval()
+    anchors = model.anchors((128, 128), torch.device("cpu"))
+    n = len(anchors)
+    logits = torch.full((1, n, 3), -10.0)
+    deltas = torch.zeros(1, n, 4)
+    best = 10  # a P3 anchor; make its neighbour (same location, next scale) a near-duplicate
+    logits[0, best, 1], logits[0, best + 1, 1], logits[0, best + 1, 2] = 5.0, 4.0, 3.0
+    per_level = anchors_per_level((128, 128), model.config.strides, model.config.num_anchors)
+    out = model.postprocess(logits, deltas, anchors, per_level, [(128, 128)], [1.0])[0]
+    assert out["labels"].tolist() == [1, 2]  # class 1's duplicate is suppressed, class 2's box stays
+    torch.testing.assert_close(out["boxes"][0], anchors[best].clamp(0, 128))
+
+
+def test_presets_build_and_paper_preset_matches_the_paper():
+    paper = PRESETS["paper"]
+    assert (paper.backbone, paper.fpn_channels, paper.head_convs, paper.num_anchors) == ("resnet50", 256, 4, 9)
+    assert paper.anchor_sizes == (32, 64, 128, 256, 512) and paper.strides == (8, 16, 32, 64, 128)
+    assert (paper.focal_alpha, paper.focal_gamma, paper.pos_iou, paper.neg_iou) == (0.25, 2.0, 0.5, 0.4)
+    model = RetinaNet.from_preset("paper")
+    assert model.classification.predict.out_channels == 9 * 80 and model.regression.predict.out_channels == 36
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m([]), "non-empty list"),
+    (lambda m: m([torch.rand(1, 64, 64)]), r"images\[0\]"),
+    (lambda m: m([torch.rand(64, 64, 3)]), r"images\[0\]"),
+    (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 5, 20]], [0])]), "x2 < x1"),
+    (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 20, 20]], [3])]), "label"),
+    (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 20, 20]], [0])] * 2), "2 targets"),
+    (lambda m: m([torch.rand(3, 64, 64)]), "needs targets"),
+])
+def test_bad_input_raises_clear_errors(call, message):
+    model = tiny()
+    model.train()
+    with pytest.raises(ValueError, match=message):
+        call(model)
+
+
+def test_unknown_preset_and_config_key():
+    with pytest.raises(ValueError, match="unknown preset"):
+        RetinaNet.from_preset("resnet-9000")
+    with pytest.raises(ValueError, match="unknown config key"):
+        preset_config("shapes-cpu", fpn_width=3)
+    with pytest.raises(ValueError, match="box_loss"):
+        RetinaNetConfig(box_loss="mse")
+
+
+def test_config_round_trips_through_a_dict():
+    config = PRESETS["shapes-cpu"]
+    assert RetinaNetConfig.from_dict(config.to_dict()) == config
