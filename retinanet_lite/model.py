@@ -209,9 +209,10 @@ class RetinaNet(nn.Module):
 def pad_targets(targets: list[Target], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Stack per-image targets into padded tensors: boxes ``[B, G, 4]``, labels ``[B, G]``, valid ``[B, G]``.
 
-    ``G`` is the largest number of boxes in one image (0 if no image has any).
+    ``G`` is the largest number of boxes in one image, at least 1 (an all-invalid slot when no image
+    has objects) so that gathering by matched index always has something to index.
     """
-    most = max(len(t["boxes"]) for t in targets)
+    most = max(1, *(len(t["boxes"]) for t in targets))
     boxes = torch.zeros(len(targets), most, 4, device=device)
     labels = torch.zeros(len(targets), most, dtype=torch.long, device=device)
     valid = torch.zeros(len(targets), most, dtype=torch.bool, device=device)
