@@ -107,9 +107,10 @@ def _shape_mask(rng: np.random.Generator, label: int, side: float, centre: np.nd
         return dx ** 2 + dy ** 2 <= (side / 2) ** 2
     if label == 1:  # axis-aligned square
         return (np.abs(dx) <= side / 2) & (np.abs(dy) <= side / 2)
-    # triangle: an equilateral-ish triangle at a random rotation, inside the circle of diameter `side`
+    # triangle: a roughly equilateral triangle at a random rotation
     angles = rng.uniform(0, 2 * math.pi) + np.array([0, 2, 4]) * math.pi / 3 + rng.uniform(-0.25, 0.25, 3)
-    corners = np.stack([np.cos(angles), np.sin(angles)], 1) * side / 2
+    corners = np.stack([np.cos(angles), np.sin(angles)], 1)
+    corners *= side / np.ptp(corners, axis=0).max()  # the longer side of its box is `side` px
     inside = np.ones_like(dx, dtype=bool)
     for k in range(3):  # on the inner side of each edge (corners are counter-clockwise)
         (ax, ay), (bx, by) = corners[k], corners[(k + 1) % 3]
@@ -131,8 +132,9 @@ class ShapesDataset(Dataset):
 
     ``ds[i]`` → ``(image [3, S, S] float32 in [0, 1], {"boxes": [N, 4], "labels": [N]})`` with N in
     ``0..max_objects`` (about ``empty_fraction`` of the images have none). Shapes are ``min_side`` to
-    ``max_side`` pixels wide, overlap each other only a little (IoU ≤ ``max_overlap``), and each box
-    is the tight box around the shape's visible pixels. Image ``i`` depends only on ``(seed, i)``.
+    ``max_side`` pixels wide (the longer side of their box), overlap each other only a little (at most
+    ``max_overlap`` of the smaller box is covered), and each box is the tight box around the
+    shape's visible pixels. Image ``i`` depends only on ``(seed, i)``.
     """
 
     class_names = CLASS_NAMES
@@ -140,7 +142,7 @@ class ShapesDataset(Dataset):
 
     def __init__(self, num_images: int, image_size: int = 128, seed: int = 0, max_objects: int = 6,
                  min_side: int = 10, max_side: int = 60, empty_fraction: float = 0.08,
-                 max_overlap: float = 0.1, noise: float = 0.04) -> None:
+                 max_overlap: float = 0.15, noise: float = 0.04) -> None:
         if num_images < 0:
             raise ValueError(f"num_images must be >= 0, got {num_images}")
         if not 0 < min_side <= max_side < image_size:
@@ -160,24 +162,21 @@ class ShapesDataset(Dataset):
         image = _background(rng, size)
         grid = np.mgrid[0:size, 0:size] + 0.5
         wanted = 0 if rng.uniform() < self.empty_fraction else int(rng.integers(1, self.max_objects + 1))
-        boxes, labels = [], []
+        masks, labels = [], []
         for _ in range(wanted * 10):  # rejection sampling: try again when a shape overlaps too much
-            if len(boxes) == wanted:
+            if len(masks) == wanted:
                 break
             label = int(rng.integers(self.num_classes))
             side = rng.uniform(self.min_side, self.max_side)
             centre = rng.uniform(side / 2 + 1, size - side / 2 - 1, 2)
             mask = _shape_mask(rng, label, side, centre, (grid[0], grid[1]))
-            rows, cols = np.nonzero(mask)
-            if len(rows) == 0:
+            if not mask.any() or any(_covered(mask, m) > self.max_overlap for m in masks):
                 continue
-            box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
-            if boxes and _iou_with(box, np.stack(boxes)).max() > self.max_overlap:
-                continue
-            colour = _contrasting_colour(rng, image[int(centre[1]), int(centre[0])])
-            image[mask] = colour
-            boxes.append(box)
+            image[mask] = _contrasting_colour(rng, image[int(centre[1]), int(centre[0])])
+            masks.append(mask)
             labels.append(label)
+        boxes = [_tight_box(mask & ~np.logical_or.reduce(masks[k + 1:], initial=False))  # what stays visible
+                 for k, mask in enumerate(masks)]
         image = image + rng.normal(0, rng.uniform(0, self.noise), image.shape)
         image = torch.from_numpy(np.clip(image, 0, 1).astype(np.float32)).permute(2, 0, 1).contiguous()
         target = {"boxes": torch.from_numpy(np.array(boxes, dtype=np.float32).reshape(-1, 4)),
@@ -188,13 +187,17 @@ class ShapesDataset(Dataset):
         return f"ShapesDataset(num_images={self.num_images}, image_size={self.image_size}, seed={self.seed})"
 
 
-def _iou_with(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy ``box`` with each of ``others`` ``[M, 4]`` (NumPy, used while drawing)."""
-    lt = np.maximum(box[:2], others[:, :2])
-    rb = np.minimum(box[2:], others[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(others) - inter)
+def _covered(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two shapes' bounding boxes that the other one's box covers."""
+    box_a, box_b = _tight_box(a), _tight_box(b)
+    overlap = np.clip(np.minimum(box_a[2:], box_b[2:]) - np.maximum(box_a[:2], box_b[:2]), 0, None).prod()
+    return float(overlap / min(np.prod(box_a[2:] - box_a[:2]), np.prod(box_b[2:] - box_b[:2])))
+
+
+def _tight_box(mask: np.ndarray) -> np.ndarray:
+    """The xyxy pixel box ``[4]`` float32 that just contains the ``True`` pixels of ``mask [H, W]``."""
+    rows, cols = np.nonzero(mask)
+    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------ COCO files
