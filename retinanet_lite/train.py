@@ -110,6 +110,7 @@ class InMemory(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         self.items = [dataset[i] for i in range(len(dataset))]
+        self.class_names = getattr(dataset, "class_names", None)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -144,7 +145,8 @@ def predict(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> tuple[l
 def evaluate_model(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> dict[str, Any]:
     """COCO-style mAP of ``model`` on ``dataset`` (see :func:`retinanet_lite.metrics.evaluate`)."""
     predictions, targets = predict(model, dataset, batch_size)
-    return evaluate(predictions, targets, num_classes=model.config.num_classes)
+    return evaluate(predictions, targets, num_classes=model.config.num_classes,
+                    class_names=getattr(dataset, "class_names", None))
 
 
 def shapes_datasets(recipe: TrainConfig, seed: int) -> tuple[Dataset, Dataset]:
@@ -257,3 +259,26 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", expect
     model = RetinaNet(config).to(device)
     model.load_state_dict(checkpoint["model"])
     return model.eval()
+
+
+#: Where lesson 07 saves its trained model and later lessons look for it (relative to the notebooks).
+LESSON_CHECKPOINT = Path("checkpoints/shapes-cpu.pt")
+
+
+def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cpu", seed: int = 0,
+                  progress: bool = True) -> RetinaNet:
+    """The preset's trained model from ``path`` if it is there and matches the preset, else train and save it.
+
+    Lets every lesson after the training lesson run on its own: the first one to need the model
+    trains it (a couple of minutes on a CPU), the others load it.
+    """
+    path = Path(path)
+    if path.exists():
+        try:
+            return load_checkpoint(path, expected=preset_config(preset))
+        except ValueError as error:  # made for an older config: train a fresh one
+            print(f"retraining: {error}")
+    model, history = train(preset, seed=seed, progress=progress)
+    save_checkpoint(path, model, history)
+    return model.eval()
+
