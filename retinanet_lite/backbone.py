@@ -6,12 +6,15 @@ enough to train on a laptop CPU. Weights start random (``weights=None``): nothin
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+_STEM_KEYS = {"conv1": "stem.0", "bn1": "stem.1"}  # torchvision ResNet names → ours
 
 
 class ResNetFeatures(nn.Module):
@@ -26,12 +29,29 @@ class ResNetFeatures(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.channels = channels
 
+    def load_pretrained(self, path: str | Path) -> None:
+        """Load a local torchvision ResNet state-dict file (``weights_only=True``; nothing is downloaded).
+
+        The classifier (``fc.*``) is skipped; any other missing or unexpected key raises a ``ValueError``.
+        """
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        renamed = {_our_key(k): v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.load_state_dict(renamed, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{path} does not fit this backbone: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
     def forward(self, x: Tensor) -> list[Tensor]:
         c2 = self.layer1(self.stem(x))
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return [c3, c4, c5]
+
+
+def _our_key(key: str) -> str:
+    """A torchvision ResNet state-dict key → ours (``conv1.weight`` → ``stem.0.weight``)."""
+    first, _, rest = key.partition(".")
+    return f"{_STEM_KEYS.get(first, first)}.{rest}"
 
 
 class TinyResNet(resnet.ResNet):
@@ -75,9 +95,7 @@ def build_backbone(
         channels = (128 * expansion, 256 * expansion, 512 * expansion)
     else:
         raise ValueError(f"unknown backbone {name!r}; choose 'tiny' or one of {TORCHVISION_RESNETS}")
+    features = ResNetFeatures(net, channels)
     if pretrained_path is not None:
-        state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
-        missing, _ = net.load_state_dict(state, strict=False)
-        if missing and not all(k.startswith("fc.") for k in missing):
-            raise ValueError(f"{pretrained_path} does not fit backbone {name!r}: missing {missing[:5]} …")
-    return ResNetFeatures(net, channels)
+        features.load_pretrained(pretrained_path)
+    return features

@@ -46,6 +46,9 @@ class RetinaNet(nn.Module):
         self.register_buffer("image_mean", torch.tensor(config.image_mean).view(3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
         self._anchor_cache: dict[tuple[Any, ...], Tensor] = {}
+        # What the labels 0..K-1 stand for (set from the training data; saved in checkpoints).
+        self.class_names: tuple[str, ...] | None = None
+        self.category_ids: tuple[int, ...] | None = None  # COCO category id of each label, for own data
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "RetinaNet":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .config import RetinaNetConfig, preset_config
@@ -36,7 +39,7 @@ class TrainConfig:
     num_train_images: int = 2000  # shapes images generated (and cached in memory) for training
     num_val_images: int = 500  # held-out images, generated with seed + VAL_SEED_OFFSET
     image_size: int = 128
-    batch_size: int = 16
+    batch_size: int = 16  # the total batch, split evenly across processes when run with torchrun
     steps: int = 1000
     lr: float = 2e-3  # AdamW peak learning rate
     weight_decay: float = 1e-4
@@ -45,13 +48,18 @@ class TrainConfig:
     hflip: float = 0.5  # probability of a horizontal flip per image
     eval_every: int = 0  # evaluate every N steps as well as at the end (0: only at the end)
     eval_batch_size: int = 32
+    checkpoint_every: int = 0  # with an output folder, also save out/model.pt every N steps (0: only at the end)
+    amp: bool = False  # mixed precision (float16 autocast + gradient scaling) when training on CUDA
+    num_workers: int = 0  # DataLoader worker processes (0: load in the main process; fine for in-memory data)
     max_seconds: float | None = None  # stop early after this much training time (benchmarks)
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "shapes-cpu": TrainConfig(),
-    "paper": TrainConfig(batch_size=16, steps=90_000, lr=1e-4, warmup_steps=500),
-    "resnet18-512": TrainConfig(batch_size=16, steps=30_000, lr=2e-4, warmup_steps=500),
+    "paper": TrainConfig(batch_size=16, steps=90_000, lr=1e-4, warmup_steps=500, amp=True, num_workers=4,
+                         checkpoint_every=5000),
+    "resnet18-512": TrainConfig(batch_size=16, steps=30_000, lr=2e-4, warmup_steps=500, amp=True, num_workers=4,
+                                checkpoint_every=2000),
 }
 
 
@@ -119,12 +127,25 @@ class InMemory(Dataset):
         return self.items[index]
 
 
-def endless_batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[tuple[list, list]]:
-    """Shuffled batches ``(images, targets)`` forever, epoch after epoch, in a seeded order."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate,
-                        generator=generator)
+def endless_batches(dataset: Dataset, batch_size: int, seed: int, start_step: int = 0, rank: int = 0,
+                    world_size: int = 1, num_workers: int = 0) -> Iterator[tuple[list, list]]:
+    """Shuffled batches ``(images, targets)`` forever, epoch after epoch, starting at batch ``start_step``.
+
+    The order depends only on ``seed`` and the epoch (so a resumed run sees the same batches as an
+    uninterrupted one). With ``world_size`` processes, each epoch's shuffled indices are dealt out
+    so that process ``rank`` gets its own share: together they see every image once per epoch.
+    """
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    per_epoch = len(sampler) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{len(dataset)} training images are too few for a batch of {batch_size * world_size}")
+    epoch, skip = divmod(start_step, per_epoch)
     while True:
-        yield from loader
+        sampler.set_epoch(epoch)
+        order = list(sampler)[skip * batch_size: per_epoch * batch_size]
+        yield from DataLoader(dataset, batch_size=batch_size, sampler=order, collate_fn=collate,
+                              num_workers=num_workers)
+        epoch, skip = epoch + 1, 0
 
 
 @torch.no_grad()
@@ -158,48 +179,92 @@ def shapes_datasets(recipe: TrainConfig, seed: int) -> tuple[Dataset, Dataset]:
 
 def train(
     preset: str = "shapes-cpu", seed: int = 0, out: str | Path | None = None, device: torch.device | str | None = None,
-    train_set: Dataset | None = None, val_set: Dataset | None = None, progress: bool = True, **overrides: Any,
+    train_set: Dataset | None = None, val_set: Dataset | None = None, progress: bool = True,
+    resume: str | Path | None = None, pretrained_backbone: str | Path | None = None, **overrides: Any,
 ) -> tuple[RetinaNet, dict[str, list]]:
     """Train the preset's model with its recipe; ``overrides`` change any TrainConfig/RetinaNetConfig field.
 
     Returns ``(model, history)`` where ``history`` has per-step ``"step"``, ``"loss"``,
     ``"classification"``, ``"regression"``, ``"lr"`` lists and ``"eval"``, a list of
-    ``{"step", "map", "map_50", "map_75", …}``. With ``out``, the final checkpoint is saved to
-    ``out/model.pt``. Stops with ``FloatingPointError`` if a loss becomes NaN or infinite.
+    ``{"step", "map", "map_50", "map_75", …}``. With ``out``, the checkpoint is saved to
+    ``out/model.pt``. ``resume`` continues a checkpoint's run (same step, optimizer, schedule and
+    data order). ``pretrained_backbone`` loads a local torchvision ResNet state-dict file into the
+    backbone. Without ``train_set`` the shapes data of the preset is used; a dataset's
+    ``class_names`` / ``category_ids`` travel with the model. Run under ``torchrun`` it trains with
+    DistributedDataParallel. Stops with ``FloatingPointError`` if a loss becomes NaN or infinite.
     """
     train_overrides, model_overrides = split_overrides(overrides)
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
-    recipe = dataclasses.replace(TRAIN_PRESETS[preset], **train_overrides)
+    state = read_checkpoint(resume) if resume is not None else None
+    recipe = TrainConfig(**state["train_config"]) if state else TRAIN_PRESETS[preset]
+    recipe = dataclasses.replace(recipe, **train_overrides)
+    config = RetinaNetConfig.from_dict(state["config"]) if state else preset_config(preset)
+    if model_overrides:
+        config = config.replace(**model_overrides)
     seed_everything(seed)
-    device = torch.device(device) if device is not None else pick_device()
+    device = start_distributed(torch.device(device) if device is not None else pick_device())
     if train_set is None:
         train_set, default_val = shapes_datasets(recipe, seed)
         val_set = default_val if val_set is None else val_set
-    model = RetinaNet(preset_config(preset, **model_overrides)).to(device)
-    history = fit(model, train_set, val_set, recipe, seed, progress)
-    if out is not None:
-        save_checkpoint(Path(out) / "model.pt", model, history)
+    model = RetinaNet(config)
+    model.class_names = getattr(train_set, "class_names", None)
+    model.category_ids = getattr(train_set, "category_ids", None)
+    if pretrained_backbone is not None:
+        model.backbone.load_pretrained(pretrained_backbone)
+    if state:
+        model.load_state_dict(state["model"])
+    model.to(device)
+    try:
+        history = fit(model, train_set, val_set, recipe, seed, progress, out=out, state=state)
+    finally:
+        stop_distributed()
     return model, history
 
 
 def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: TrainConfig, seed: int = 0,
-        progress: bool = True) -> dict[str, list]:
-    """The loop itself: ``recipe.steps`` optimisation steps of ``model`` on ``train_set``."""
+        progress: bool = True, out: str | Path | None = None, state: dict[str, Any] | None = None
+        ) -> dict[str, list]:
+    """The loop itself: optimisation steps of ``model`` on ``train_set`` until ``recipe.steps``.
+
+    ``state`` (a checkpoint read by :func:`read_checkpoint`) resumes the optimizer, schedule,
+    flip generator, history and step count. With ``out``, the main process saves ``out/model.pt``
+    every ``recipe.checkpoint_every`` steps and at the end.
+    """
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
+    rank, world_size = distributed_rank_and_size()
+    if recipe.batch_size % world_size:
+        raise ValueError(f"batch_size {recipe.batch_size} does not split evenly over {world_size} processes")
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, recipe.warmup_steps, recipe.steps)
     )
-    history: dict[str, list] = {"step": [], "loss": [], "classification": [], "regression": [], "lr": [], "eval": []}
-    batches = endless_batches(train_set, recipe.batch_size, generator)
+    generator = torch.Generator().manual_seed(seed + rank)  # each process flips its own images
+    history: dict[str, list] = {"step": [], "loss": [], "classification": [], "regression": [], "lr": [], "eval": [],
+                                "train_seconds": []}
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        history = state["history"]
+    first_step = len(history["step"])
+    use_amp = recipe.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    network = DistributedDataParallel(model) if world_size > 1 else model
+    batches = endless_batches(train_set, recipe.batch_size // world_size, seed, first_step, rank, world_size,
+                              recipe.num_workers)
+    save = out is not None and rank == 0
+    training_state = lambda: {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),  # noqa: E731
+                              "generator": generator.get_state(), "train_config": dataclasses.asdict(recipe)}
     model.train()
     started = time.perf_counter()
-    bar = tqdm(range(recipe.steps), desc="training", disable=not progress)
+    bar = tqdm(range(first_step, recipe.steps), initial=first_step, total=recipe.steps, desc="training",
+               disable=not progress or rank != 0)
     for step in bar:
         images, targets = hflip(*next(batches), recipe.hflip, generator)
-        losses = model([i.to(device) for i in images], [{k: v.to(device) for k, v in t.items()} for t in targets])
+        with torch.autocast(device.type, enabled=use_amp):
+            losses = network([i.to(device) for i in images],
+                             [{k: v.to(device) for k, v in t.items()} for t in targets])
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -207,23 +272,37 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
                 "lower the learning rate or check the targets"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         record_step(history, step, loss, losses, optimizer.param_groups[0]["lr"])
         bar.set_postfix(loss=f"{loss.item():.3f}", cls=f"{losses['classification'].item():.3f}",
                         box=f"{losses['regression'].item():.3f}")
         out_of_time = recipe.max_seconds is not None and time.perf_counter() - started > recipe.max_seconds
-        if val_set is not None and recipe.eval_every and (step + 1) % recipe.eval_every == 0 and not out_of_time:
+        if rank == 0 and val_set is not None and recipe.eval_every and (step + 1) % recipe.eval_every == 0 \
+                and not out_of_time:
             history["eval"].append({"step": step + 1, **evaluate_model(model, val_set, recipe.eval_batch_size)})
+            model.train()
+        if save and recipe.checkpoint_every and (step + 1) % recipe.checkpoint_every == 0:
+            report(save_checkpoint(Path(out) / "model.pt", model, history, training_state()), progress)
         if out_of_time:
             break
-    history["train_seconds"] = [time.perf_counter() - started]
-    if val_set is not None:
+    history["train_seconds"].append(time.perf_counter() - started)
+    if rank == 0 and val_set is not None:
         history["eval"].append({"step": len(history["step"]), **evaluate_model(model, val_set, recipe.eval_batch_size)})
+    if save:
+        report(save_checkpoint(Path(out) / "model.pt", model, history, training_state()), progress)
     model.eval()
     return history
+
+
+def report(path: Path, progress: bool) -> None:
+    """Say where a checkpoint went (through tqdm, so a progress bar is not broken)."""
+    if progress:
+        tqdm.write(f"saved checkpoint {path}")
 
 
 def record_step(history: dict[str, list], step: int, loss: Tensor, losses: dict[str, Tensor], lr: float) -> None:
@@ -235,22 +314,40 @@ def record_step(history: dict[str, list], step: int, loss: Tensor, losses: dict[
     history["lr"].append(lr)
 
 
-def save_checkpoint(path: str | Path, model: RetinaNet, history: dict[str, list] | None = None) -> Path:
-    """Save ``{"config", "model", "history"}`` (plain tensors and Python values) to ``path``."""
+def save_checkpoint(path: str | Path, model: RetinaNet, history: dict[str, list] | None = None,
+                    training_state: dict[str, Any] | None = None) -> Path:
+    """Save ``{"config", "model", "history", "classes", …}`` (plain tensors and Python values) to ``path``.
+
+    ``training_state`` (optimizer, schedule, generator, recipe) makes the file resumable. The file is
+    written to a temporary name first and then renamed, so a crash never leaves half a checkpoint.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": model.config.to_dict(), "model": model.state_dict(), "history": history or {}}, path)
+    classes = {"names": list(model.class_names) if model.class_names else None,
+               "category_ids": list(model.category_ids) if model.category_ids else None}
+    payload = {"config": model.config.to_dict(), "model": model.state_dict(), "history": history or {},
+               "classes": classes, **(training_state or {})}
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save(payload, partial)
+    partial.replace(path)
     return path
+
+
+def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The checkpoint's contents, loaded with ``weights_only=True``: no arbitrary code is unpickled."""
+    if not Path(path).is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", expected: RetinaNetConfig | None = None
                     ) -> RetinaNet:
-    """Rebuild the model saved at ``path`` (``weights_only=True``: no arbitrary code is unpickled).
+    """Rebuild the model saved at ``path`` (see :func:`read_checkpoint`), in eval mode.
 
     With ``expected``, a checkpoint made for another config raises a ``ValueError`` naming the
-    fields that differ. The model is returned in eval mode.
+    fields that differ.
     """
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    checkpoint = read_checkpoint(path, device)
     config = RetinaNetConfig.from_dict(checkpoint["config"])
     if expected is not None and config != expected:
         theirs, ours = config.to_dict(), expected.to_dict()
@@ -258,7 +355,36 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", expect
         raise ValueError(f"{path} was made for another config; differing fields (checkpoint, expected): {differing}")
     model = RetinaNet(config).to(device)
     model.load_state_dict(checkpoint["model"])
+    classes = checkpoint.get("classes", {})
+    model.class_names = tuple(classes["names"]) if classes.get("names") else None
+    model.category_ids = tuple(classes["category_ids"]) if classes.get("category_ids") else None
     return model.eval()
+
+
+# ------------------------------------------------------------------------------------ distributed
+def start_distributed(device: torch.device) -> torch.device:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1); returns this process's device.
+
+    CUDA processes use NCCL and GPU ``LOCAL_RANK``; CPU processes use the gloo backend.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def stop_distributed() -> None:
+    """Leave the process group (if any)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(this process's rank, number of processes): (0, 1) outside ``torchrun``."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 #: Where lesson 07 saves its trained model and later lessons look for it (relative to the notebooks).
@@ -278,7 +404,7 @@ def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cp
             return load_checkpoint(path, expected=preset_config(preset))
         except ValueError as error:  # made for an older config: train a fresh one
             print(f"retraining: {error}")
-    model, history = train(preset, seed=seed, progress=progress)
+    model, history = train(preset, seed=seed, progress=progress, out=None)
     save_checkpoint(path, model, history)
     return model.eval()
 

@@ -1,0 +1,88 @@
+"""Median training-step and batched-inference times: ours vs torchvision's RetinaNet, same architecture.
+
+Both models get the same tiny ResNet, FPN width (64), 4-conv heads without GroupNorm, anchors, L1-type
+box loss, batch of 16 shapes images at 128×128, and the same SGD optimiser. Steps of the two models
+are interleaved (A, B, A, B, …) so that both see the same machine load; the script prints the
+medians and the ratio torchvision / ours (> 1 means ours is faster).
+
+    .venv/bin/python bench/step_time.py [--steps 30] [--batch 16]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from common import torchvision_retinanet
+from retinanet_lite.config import preset_config
+from retinanet_lite.data import ShapesDataset
+from retinanet_lite.model import RetinaNet
+
+IMAGE_SIZE = 128
+
+
+def same_architecture_pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(ours, torchvision's) with identical architecture: shapes-cpu widths, 4-conv heads, no GroupNorm."""
+    config = preset_config("shapes-cpu", head_convs=4, head_group_norm=False, box_loss="smooth_l1")
+    torch.manual_seed(0)
+    return RetinaNet(config), torchvision_retinanet(config, IMAGE_SIZE)
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: list, targets: list) -> float:
+    """One forward + backward + SGD step; returns its wall time in seconds."""
+    started = time.perf_counter()
+    loss = sum(model(images, targets).values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
+@torch.no_grad()
+def inference(model: torch.nn.Module, images: list) -> float:
+    """One batched eval-mode forward pass (decode, threshold, top-k, NMS included); returns seconds."""
+    started = time.perf_counter()
+    model(images)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per model (after 5 warm-up steps)")
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+    data = ShapesDataset(args.batch * 4, IMAGE_SIZE, seed=0)
+    batches = [list(zip(*(data[i] for i in range(b * args.batch, (b + 1) * args.batch)))) for b in range(4)]
+    models = dict(zip(("ours", "torchvision"), same_architecture_pair()))
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+    assert params["ours"] == params["torchvision"], f"architectures differ: {params}"
+    optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
+    times: dict[str, dict[str, list[float]]] = {name: {"train": [], "infer": []} for name in models}
+    for model in models.values():
+        model.train()
+    for step in range(args.steps + 5):
+        images, targets = batches[step % 4]
+        for name, model in models.items():
+            seconds = train_step(model, optimizers[name], list(images), list(targets))
+            if step >= 5:
+                times[name]["train"].append(seconds)
+    for model in models.values():
+        model.eval()
+    for step in range(args.steps + 3):
+        images, _ = batches[step % 4]
+        for name, model in models.items():
+            seconds = inference(model, list(images))
+            if step >= 3:
+                times[name]["infer"].append(seconds)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at "
+          f"{IMAGE_SIZE}×{IMAGE_SIZE}, {args.steps} timed steps each, {params['ours']:,} parameters each")
+    print(f"{'':>22} {'ours':>10} {'torchvision':>12} {'ratio tv/ours':>14}")
+    for kind, label in (("train", "training step (ms)"), ("infer", "batched inference (ms)")):
+        ours, theirs = (statistics.median(times[n][kind]) * 1000 for n in ("ours", "torchvision"))
+        print(f"{label:>22} {ours:>10.1f} {theirs:>12.1f} {theirs / ours:>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
