@@ -40,25 +40,59 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
     if args.steps is not None:
         overrides["steps"] = args.steps
-    _, history = train(args.preset, seed=args.seed, out=args.out, **overrides)
-    print(format_metrics(history["eval"][-1]))
-    if args.out:
-        print(f"checkpoint: {Path(args.out) / 'model.pt'}")
+    train_set = val_set = None
+    if args.data:
+        train_set = coco_dataset(args.data, args.images, args.drop_degenerate)
+        overrides.setdefault("num_classes", train_set.num_classes)
+        if args.val_data:
+            val_set = coco_dataset(args.val_data, args.val_images, args.drop_degenerate)
+    model, history = train(args.preset, seed=args.seed, out=args.out, device=args.device, train_set=train_set,
+                           val_set=val_set, resume=args.resume, pretrained_backbone=args.pretrained_backbone,
+                           **overrides)
+    if history["eval"]:
+        print(format_metrics(history["eval"][-1]))
+    elif args.data:
+        print("no --val-data given: skipped evaluation")
+
+
+def coco_dataset(annotation_file: str, image_dir: str | None, drop_degenerate: bool):
+    """A :class:`~retinanet_lite.data.CocoDetection` from command-line arguments."""
+    from .data import CocoDetection
+
+    return CocoDetection(annotation_file, image_dir, drop_degenerate=drop_degenerate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
     from .data import ShapesDataset, VAL_SEED_OFFSET
-    from .train import evaluate_model, load_checkpoint
+    from .metrics import evaluate, to_coco_results
+    from .train import load_checkpoint, predict
 
     model = load_checkpoint(args.checkpoint)
-    dataset = ShapesDataset(args.num_images, args.image_size, seed=args.seed + VAL_SEED_OFFSET)
-    print(format_metrics(evaluate_model(model, dataset)))
+    if args.data:
+        dataset = coco_dataset(args.data, args.images, args.drop_degenerate)
+        image_ids = [entry["id"] for entry in dataset.images]
+    else:
+        dataset = ShapesDataset(args.num_images, args.image_size, seed=args.seed + VAL_SEED_OFFSET)
+        image_ids = None
+    predictions, targets = predict(model, dataset)
+    print(format_metrics(evaluate(predictions, targets, model.config.num_classes,
+                                  class_names=model.class_names or getattr(dataset, "class_names", None))))
+    if args.results:
+        category_ids = model.category_ids or getattr(dataset, "category_ids", None)
+        Path(args.results).write_text(json.dumps(to_coco_results(predictions, category_ids, image_ids)))
+        print(f"wrote COCO-format results to {args.results}")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import torch
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
@@ -67,20 +101,34 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from .train import load_checkpoint
     from .viz import show_detections
 
+    source = Path(args.image)
+    if source.is_dir():
+        inputs = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not inputs:
+            raise ValueError(f"{source} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        out_dir = Path(args.out or source / "detections")
+        outputs = [out_dir / f"{p.stem}.detections.png" for p in inputs]
+    elif source.is_file():
+        inputs, outputs = [source], [Path(args.out or source.with_suffix(".detections.png"))]
+    else:
+        raise ValueError(f"{source} is neither an image file nor a folder")
     model = load_checkpoint(args.checkpoint)
-    image = pil_to_tensor(Image.open(args.image).convert("RGB")).float() / 255
-    with torch.no_grad():
-        prediction = model([image])[0]
-    keep = prediction["scores"] >= args.min_score
-    prediction = {k: v[keep] for k, v in prediction.items()}
-    ax = show_detections(image, prediction=prediction, class_names=CLASS_NAMES)
-    ax.axis("off")
-    out = Path(args.out or Path(args.image).with_suffix(".detections.png"))
-    ax.figure.savefig(out, dpi=150, bbox_inches="tight")
-    for box, score, label in zip(prediction["boxes"].tolist(), prediction["scores"].tolist(),
-                                 prediction["labels"].tolist()):
-        print(f"{CLASS_NAMES[label]:>9} {score:.2f} [{', '.join(f'{v:.1f}' for v in box)}]")
-    print(f"wrote {out}")
+    names = model.class_names or CLASS_NAMES
+    for image_path, out in zip(inputs, outputs):
+        image = pil_to_tensor(Image.open(image_path).convert("RGB")).float() / 255
+        with torch.no_grad():
+            prediction = model([image])[0]
+        keep = prediction["scores"] >= args.min_score
+        prediction = {k: v[keep] for k, v in prediction.items()}
+        ax = show_detections(image, prediction=prediction, class_names=names)
+        ax.axis("off")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.savefig(out, dpi=150, bbox_inches="tight")
+        plt.close(ax.figure)
+        print(f"{image_path}: {len(prediction['boxes'])} objects → {out}")
+        for box, score, label in zip(prediction["boxes"].tolist(), prediction["scores"].tolist(),
+                                     prediction["labels"].tolist()):
+            print(f"  {names[label]:>12} {score:.2f} [{', '.join(f'{v:.1f}' for v in box)}]")
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -88,6 +136,16 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines = [f"{name:>10}: {metrics[name]:.3f}" for name in ("map", "map_50", "map_75") if name in metrics]
     lines += [f"{'AP ' + str(name):>10}: {value:.3f}" for name, value in metrics.get("per_class", {}).items()]
     return "\n".join(lines)
+
+
+def add_coco_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """``--data``, ``--images`` and ``--drop-degenerate`` for a COCO-format dataset."""
+    parser.add_argument("--data", default=None, metavar="JSON",
+                        help=f"COCO-format annotation file for {purpose} (default: the shapes dataset)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="the images of --data (default: an 'images' folder next to the JSON)")
+    parser.add_argument("--drop-degenerate", action="store_true",
+                        help="drop boxes with zero width or height (with a warning) instead of stopping")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,26 +162,38 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(run=cmd_data)
 
-    train = commands.add_parser("train", help="train a model from a preset and report mAP")
-    train.add_argument("--preset", default="shapes-cpu")
+    train = commands.add_parser("train", help="train a model from a preset (shapes or your own COCO data)")
+    train.add_argument("--preset", default="shapes-cpu", help="shapes-cpu, resnet18-512 or paper")
     train.add_argument("--out", default=None, help="folder for model.pt")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    add_coco_arguments(train, "training")
+    train.add_argument("--val-data", default=None, help="COCO-format annotation JSON for validation")
+    train.add_argument("--val-images", default=None, help="image folder of --val-data")
+    train.add_argument("--pretrained-backbone", default=None, metavar="PATH",
+                       help="a local torchvision ResNet state-dict file to start the backbone from")
+    train.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                       help="continue a run from its model.pt (same step, optimizer and schedule)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="override any TrainConfig / RetinaNetConfig field, e.g. --set lr=1e-3 focal_gamma=0")
     train.set_defaults(run=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="COCO mAP of a checkpoint on held-out shapes images")
+    evaluate = commands.add_parser("evaluate", help="COCO mAP of a checkpoint (held-out shapes or your COCO data)")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--num-images", type=int, default=500)
+    add_coco_arguments(evaluate, "evaluation")
+    evaluate.add_argument("--results", default=None, metavar="JSON",
+                          help="also write the detections as a COCO-format result file")
+    evaluate.add_argument("--num-images", type=int, default=500, help="shapes images (without --data)")
     evaluate.add_argument("--image-size", type=int, default=128)
     evaluate.add_argument("--seed", type=int, default=0, help="data seed (validation uses seed + offset)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="detect objects in an image and write an annotated PNG")
-    predict.add_argument("image")
+    predict.add_argument("image", help="an image file or a folder of images")
     predict.add_argument("--checkpoint", required=True)
-    predict.add_argument("--out", default=None, help="output PNG (default: IMAGE.detections.png)")
+    predict.add_argument("--out", default=None,
+                         help="output PNG, or folder for a folder of images (default: next to the input)")
     predict.add_argument("--min-score", type=float, default=0.3)
     predict.set_defaults(run=cmd_predict)
     return parser

@@ -180,19 +180,21 @@ def to_coco_ground_truth(targets: Sequence[dict[str, Tensor]], num_classes: int,
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def to_coco_results(predictions: Sequence[dict[str, Tensor]],
-                    category_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+def to_coco_results(predictions: Sequence[dict[str, Tensor]], category_ids: Sequence[int] | None = None,
+                    image_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Predictions → COCO result entries ``{image_id, category_id, bbox (xywh), score}``.
 
-    Image ids are ``1..N`` in order; ``category_ids[label]`` gives the file's category id
-    (default ``label + 1``, matching :func:`to_coco_ground_truth` and :func:`retinanet_lite.data.write_coco`).
+    ``image_ids[i]`` is prediction ``i``'s image id (default ``i + 1``); ``category_ids[label]`` the
+    file's category id (default ``label + 1``, matching :func:`to_coco_ground_truth` and
+    :func:`retinanet_lite.data.write_coco`).
     """
     results = []
     for i, prediction in enumerate(predictions):
+        image_id = image_ids[i] if image_ids is not None else i + 1
         boxes = xyxy_to_xywh(prediction["boxes"].detach().cpu().double()).tolist()
         for box, score, label in zip(boxes, prediction["scores"].tolist(), prediction["labels"].tolist()):
             category = category_ids[label] if category_ids is not None else label + 1
-            results.append({"image_id": i + 1, "category_id": int(category), "bbox": box, "score": float(score)})
+            results.append({"image_id": int(image_id), "category_id": int(category), "bbox": box, "score": float(score)})
     return results
 
 

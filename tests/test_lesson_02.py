@@ -1,0 +1,125 @@
+"""Lesson 02 (anchors): its self-checks have teeth, and its explorers compute the right numbers."""
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from notebook_runner import run_lesson  # noqa: E402
+
+from retinanet_lite.anchors import PAPER_RATIOS, PAPER_SCALES, make_anchors  # noqa: E402
+from retinanet_lite.boxes import box_iou  # noqa: E402
+from retinanet_lite.data import ShapesDataset  # noqa: E402
+from retinanet_lite.widgets import (anchors_explorer, coverage_explorer, draw_anchor_coverage,  # noqa: E402
+                                    draw_level_anchors)
+
+LESSON = "02_anchors.ipynb"
+
+# Right anchors, wrong order: scale-major instead of ratio-major.
+SCALE_MAJOR = '''
+def cell_anchors_by_hand(size, ratios, scales):
+    rows = []
+    for scale in scales:
+        for ratio in ratios:
+            side = size * scale
+            w, h = side / math.sqrt(ratio), side * math.sqrt(ratio)
+            rows.append([-w / 2, -h / 2, w / 2, h / 2])
+    return torch.tensor(rows)
+'''
+
+# Ratio read as width / height: tall and wide anchors swapped.
+RATIO_INVERTED = '''
+def cell_anchors_by_hand(size, ratios, scales):
+    rows = []
+    for ratio in ratios:
+        for scale in scales:
+            side = size * scale
+            w, h = side * math.sqrt(ratio), side / math.sqrt(ratio)
+            rows.append([-w / 2, -h / 2, w / 2, h / 2])
+    return torch.tensor(rows)
+'''
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("wrong", [SCALE_MAJOR, RATIO_INVERTED], ids=["scale-major", "ratio-inverted"])
+def test_cell_anchors_check_catches_wrong_anchors(wrong):
+    with pytest.raises(CellExecutionError, match="AssertionError"):
+        run_lesson(LESSON, replace={"impl-cell-anchors": wrong}, stop_after="check-cell-anchors")
+
+
+def test_level_anchors_check_catches_corner_centres():
+    corner = '''
+def level_anchors_by_hand(image_size, stride, size, ratios, scales, offset=0.5):
+    return level_anchors(image_size, stride, size, ratios, scales, offset=0.0)
+'''
+    with pytest.raises(CellExecutionError, match="AssertionError"):
+        run_lesson(LESSON, replace={"impl-level-anchors": corner}, stop_after="check-level-anchors")
+
+
+def test_draw_level_anchors_counts_and_best_iou():
+    p3 = draw_level_anchors(level=3)
+    assert (p3["stride"], p3["grid"], p3["anchors_per_location"], p3["num_anchors"]) == (8, (16, 16), 9, 2304)
+    p7 = draw_level_anchors(level=7)
+    assert (p7["stride"], p7["grid"], p7["num_anchors"]) == (128, (1, 1), 9)
+    single = draw_level_anchors(level=4, scales=(1.0,), ratios=(1.0,))
+    assert single["anchors_per_location"] == 1 and single["num_anchors"] == 64
+    _, target = ShapesDataset(16, 128, seed=0)[4]
+    assert len(p3["best_iou"]) == len(target["boxes"])
+    # the 128-pixel image's objects fit the small P3 anchors far better than the huge P7 ones
+    assert max(p3["best_iou"]) > 0.5 > max(p7["best_iou"])
+
+
+def test_draw_level_anchors_best_iou_is_the_best_on_that_level():
+    result = draw_level_anchors(level=4, image_index=0)
+    _, target = ShapesDataset(16, 128, seed=0)[0]
+    anchors = make_anchors((128, 128), (16,), (32,), PAPER_RATIOS, PAPER_SCALES)
+    expected = box_iou(target["boxes"], anchors).max(dim=1).values
+    assert result["best_iou"] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_draw_anchor_coverage_matches_a_direct_computation():
+    result = draw_anchor_coverage(smallest_size=16, num_images=40)
+    dataset = ShapesDataset(40, 128, seed=0)
+    gt = torch.cat([dataset[i][1]["boxes"] for i in range(40)])
+    anchors = make_anchors((128, 128), (8, 16, 32, 64, 128), (16, 32, 64, 128, 256))
+    best = box_iou(gt, anchors).max(dim=1).values
+    assert result["num_boxes"] == len(gt)
+    assert result["mean_best_iou"] == pytest.approx(float(best.mean()), abs=1e-6)
+    assert result["share_positive"] == pytest.approx(float((best >= 0.5).float().mean()))
+    assert result["share_negative"] == pytest.approx(float((best < 0.4).float().mean()))
+
+
+def test_draw_anchor_coverage_depends_on_the_anchor_sizes():
+    fitting = draw_anchor_coverage(smallest_size=16, num_images=40)
+    too_big = draw_anchor_coverage(smallest_size=64, num_images=40)
+    too_small = draw_anchor_coverage(smallest_size=4, num_images=40)
+    assert fitting["share_positive"] > too_big["share_positive"]
+    assert fitting["share_positive"] > too_small["share_positive"]
+    assert too_big["share_negative"] > fitting["share_negative"]
+
+
+def test_anchors_explorer_updates_when_a_control_changes():
+    explorer = anchors_explorer()
+    assert explorer.result["num_anchors"] == 2304
+    explorer.children[0].value = 5  # P5: 4 × 4 × 9
+    assert explorer.result["num_anchors"] == 144
+    explorer.children[2].value = (1.0,)  # ratios "1 only": A = 3
+    assert explorer.result["anchors_per_location"] == 3 and explorer.result["num_anchors"] == 48
+
+
+def test_coverage_explorer_updates_when_a_control_changes():
+    explorer = coverage_explorer()
+    before = explorer.result["share_positive"]
+    explorer.children[0].value = 48  # P3 size 48: far too big for 10–60 px shapes
+    assert explorer.result["share_positive"] < before
