@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to start as root unless told that this is intended (containers, Binder-like boxes).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench data clean
+.PHONY: lab test bench data student html clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ bench: $(STAMP)
 
 data: $(STAMP)
 	$(BIN)/python -m retinanet_lite data shapes --out data/shapes
+
+# The lessons with every exercise solution replaced by nbgrader's stub → build/student/ (hand this out).
+student: $(STAMP)
+	$(BIN)/python tools/make_student_edition.py
+
+# Run every lesson and render the course as a static website → build/html/index.html (20+ minutes on a CPU).
+html: $(STAMP)
+	$(BIN)/python tools/make_html.py
 
 clean:
 	rm -rf $(VENV) build runs .pytest_cache

@@ -214,7 +214,8 @@ def component_boxes(labels: Tensor) -> tuple[Tensor, Tensor]:
     A box runs from a blob's first pixel to one past its last one (``x2 = last column + 1``), the
     convention of the shapes dataset. Areas are pixel counts (float32).
     """
-    if not isinstance(labels, Tensor) or labels.dim() != 2 or labels.is_floating_point():
+    integer = isinstance(labels, Tensor) and not labels.is_floating_point() and labels.dtype != torch.bool
+    if not integer or labels.dim() != 2:
         raise ValueError("labels must be an integer tensor [H, W] (0 = background, 1..N = blobs)")
     num = int(labels.max()) if labels.numel() else 0
     height, width = labels.shape

@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class TrainConfig:
     num_val_images: int = 500  # held-out images, generated with seed + VAL_SEED_OFFSET
     image_size: int = 128
     batch_size: int = 16  # the total batch, split evenly across processes when run with torchrun
-    steps: int = 1000
+    steps: int = 2000
     lr: float = 2e-3  # AdamW peak learning rate
     weight_decay: float = 1e-4
     warmup_steps: int = 100  # linear warm-up from lr/100, then cosine decay to 0
@@ -180,7 +180,8 @@ def shapes_datasets(recipe: TrainConfig, seed: int) -> tuple[Dataset, Dataset]:
 def train(
     preset: str = "shapes-cpu", seed: int = 0, out: str | Path | None = None, device: torch.device | str | None = None,
     train_set: Dataset | None = None, val_set: Dataset | None = None, progress: bool = True,
-    resume: str | Path | None = None, pretrained_backbone: str | Path | None = None, **overrides: Any,
+    resume: str | Path | None = None, pretrained_backbone: str | Path | None = None,
+    callback: Callable[[dict[str, list]], None] | None = None, **overrides: Any,
 ) -> tuple[RetinaNet, dict[str, list]]:
     """Train the preset's model with its recipe; ``overrides`` change any TrainConfig/RetinaNetConfig field.
 
@@ -189,7 +190,8 @@ def train(
     ``{"step", "map", "map_50", "map_75", …}``. With ``out``, the checkpoint is saved to
     ``out/model.pt``. ``resume`` continues a checkpoint's run (same step, optimizer, schedule and
     data order). ``pretrained_backbone`` loads a local torchvision ResNet state-dict file into the
-    backbone. Without ``train_set`` the shapes data of the preset is used; a dataset's
+    backbone. ``callback(history)`` is called after every step (e.g. to redraw a live loss plot).
+    Without ``train_set`` the shapes data of the preset is used; a dataset's
     ``class_names`` / ``category_ids`` travel with the model. Run under ``torchrun`` it trains with
     DistributedDataParallel. Stops with ``FloatingPointError`` if a loss becomes NaN or infinite.
     """
@@ -216,20 +218,20 @@ def train(
         model.load_state_dict(state["model"])
     model.to(device)
     try:
-        history = fit(model, train_set, val_set, recipe, seed, progress, out=out, state=state)
+        history = fit(model, train_set, val_set, recipe, seed, progress, out=out, state=state, callback=callback)
     finally:
         stop_distributed()
     return model, history
 
 
 def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: TrainConfig, seed: int = 0,
-        progress: bool = True, out: str | Path | None = None, state: dict[str, Any] | None = None
-        ) -> dict[str, list]:
+        progress: bool = True, out: str | Path | None = None, state: dict[str, Any] | None = None,
+        callback: Callable[[dict[str, list]], None] | None = None) -> dict[str, list]:
     """The loop itself: optimisation steps of ``model`` on ``train_set`` until ``recipe.steps``.
 
     ``state`` (a checkpoint read by :func:`read_checkpoint`) resumes the optimizer, schedule,
     flip generator, history and step count. With ``out``, the main process saves ``out/model.pt``
-    every ``recipe.checkpoint_every`` steps and at the end.
+    every ``recipe.checkpoint_every`` steps and at the end. ``callback(history)`` runs after each step.
     """
     device = next(model.parameters()).device
     rank, world_size = distributed_rank_and_size()
@@ -288,6 +290,8 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
             model.train()
         if save and recipe.checkpoint_every and (step + 1) % recipe.checkpoint_every == 0:
             report(save_checkpoint(Path(out) / "model.pt", model, history, training_state()), progress)
+        if callback is not None:
+            callback(history)
         if out_of_time:
             break
     history["train_seconds"].append(time.perf_counter() - started)

@@ -257,15 +257,16 @@ def draw_anchor_coverage(smallest_size: float = 16.0, scales: tuple[float, ...] 
     return result
 
 
-def coverage_explorer() -> widgets.interactive:
+def coverage_explorer(num_images: int = 300) -> widgets.interactive:
     """Pick the smallest anchor size (then ×2 per level), the scales and the ratios of
-    :func:`draw_anchor_coverage`."""
+    :func:`draw_anchor_coverage`, over the boxes of the first ``num_images`` shapes images."""
     return explore(
         draw_anchor_coverage,
         smallest_size=widgets.SelectionSlider(options=[4, 8, 12, 16, 24, 32, 48, 64], value=16,
                                               description="P3 size"),
         scales=widgets.Dropdown(options=list(SCALE_SETS.items()), description="scales"),
         ratios=widgets.Dropdown(options=list(RATIO_SETS.items()), description="ratios (h/w)"),
+        num_images=widgets.fixed(num_images),
     )
 
 
@@ -437,4 +438,449 @@ def matching_explorer() -> widgets.interactive:
         neg_iou=widgets.FloatSlider(value=0.4, min=0.0, max=0.9, step=0.05, description="negative <"),
         image_index=widgets.IntSlider(value=4, min=0, max=MATCHING_IMAGES - 1, description="image"),
         low_quality=widgets.Checkbox(value=True, description="low-quality matches"),
+    )
+
+
+# ---- lesson 07: training
+from .train import TRAIN_PRESETS, lr_factor  # noqa: E402
+
+
+def draw_schedule(peak_lr: float = TRAIN_PRESETS["shapes-cpu"].lr,
+                  warmup_steps: int = TRAIN_PRESETS["shapes-cpu"].warmup_steps,
+                  steps: int = TRAIN_PRESETS["shapes-cpu"].steps) -> dict[str, float]:
+    """Plot the learning rate of every step: linear warm-up to ``peak_lr``, then cosine decay to 0.
+
+    Returns ``{"lr_at_warmup_end", "lr_at_half", "mean_lr"}`` — the last is what the whole run
+    "spends": lowering it trains less far, raising it risks the instability warm-up is there to avoid.
+    """
+    lrs = [peak_lr * lr_factor(step, warmup_steps, steps) for step in range(steps)]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(range(steps), lrs, color="tab:blue")
+    ax.axvspan(0, min(warmup_steps, steps), color="tab:orange", alpha=0.15, label="warm-up")
+    ax.set(xlabel="step", ylabel="learning rate", title=f"peak {peak_lr:.1e}, warm-up {warmup_steps}, {steps} steps")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return {"lr_at_warmup_end": lrs[min(warmup_steps, steps - 1)], "lr_at_half": lrs[steps // 2],
+            "mean_lr": sum(lrs) / steps}
+
+
+def schedule_explorer() -> widgets.interactive:
+    """Sliders for the peak learning rate, the warm-up length and the number of steps."""
+    recipe = TRAIN_PRESETS["shapes-cpu"]
+    return explore(
+        draw_schedule,
+        peak_lr=widgets.FloatLogSlider(value=recipe.lr, base=10, min=-5, max=-1, step=0.1, description="peak lr",
+                                       readout_format=".1e"),
+        warmup_steps=widgets.IntSlider(value=recipe.warmup_steps, min=0, max=1000, step=10, description="warm-up"),
+        steps=widgets.IntSlider(value=recipe.steps, min=100, max=5000, step=100, description="steps"),
+    )
+
+
+# ---- lesson 06: focal loss
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .losses import focal_loss  # noqa: E402
+
+#: A negative anchor counts as "easy" once the model gives it p_t above this.
+EASY_P_T = 0.9
+
+
+def anchor_population(num_anchors: int = 100_000, positive_fraction: float = 0.001
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and 0/1 targets ``([N], [N])`` float64 of an image's anchors for one class, mid-training.
+
+    A made-up but typical picture: the background logits follow a normal distribution around −6
+    (p ≈ 0.0025; sd 1.5, so a few hundred background anchors get p > 0.1), the object logits one around
+    +0.5 (p ≈ 0.6; sd 1.5). They are the distribution's evenly spaced quantiles, not random draws,
+    so the population is the same every time. The first ``round(N · positive_fraction)`` are positive.
+    """
+    num_positive = max(1, round(num_anchors * positive_fraction))
+
+    def normal_quantiles(n: int, mean: float, std: float) -> torch.Tensor:
+        return mean + std * torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n)
+
+    logits = torch.cat([normal_quantiles(num_positive, 0.5, 1.5),
+                        normal_quantiles(num_anchors - num_positive, -6.0, 1.5)])
+    targets = torch.zeros(num_anchors, dtype=torch.float64)
+    targets[:num_positive] = 1
+    return logits, targets
+
+
+def loss_shares(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float) -> dict[str, float]:
+    """How the summed focal loss of ``[N]`` logits splits: ``{"positives", "hard_negatives", "easy_negatives"}``.
+
+    Shares sum to 1; a negative is easy when its ``p_t > EASY_P_T``. ``alpha < 0, gamma = 0`` is plain
+    cross-entropy.
+    """
+    loss = focal_loss(logits, targets, alpha, gamma)
+    p_t = torch.where(targets > 0, torch.sigmoid(logits), torch.sigmoid(-logits))
+    groups = {"positives": targets > 0, "hard_negatives": (targets == 0) & (p_t <= EASY_P_T),
+              "easy_negatives": (targets == 0) & (p_t > EASY_P_T)}
+    return {name: float(loss[mask].sum() / loss.sum()) for name, mask in groups.items()}
+
+
+def draw_focal_loss(gamma: float = 2.0, alpha: float = 0.25, num_anchors: int = 100_000,
+                    positive_fraction: float = 0.001) -> dict[str, object]:
+    """Four panels for focal loss with ``gamma`` and ``alpha``, against cross-entropy (CE).
+
+    Top left: the loss against ``p_t`` (CE, focal loss, and focal loss times ``α_t`` for a positive and
+    a negative). Top right: the weight focal loss gives an example relative to CE, ``α_t (1 − p_t)^γ``
+    (log scale). Bottom left: the ``p_t`` of :func:`anchor_population`. Bottom right: the share of the
+    total loss carried by the positives, the hard and the easy negatives, for CE and for focal loss.
+
+    Returns ``{"ce": shares, "focal": shares, "weight_easy_negative", "weight_positive"}``: the shares of
+    :func:`loss_shares`, and the relative weight of a negative at ``p_t = 0.99`` and a positive at 0.5.
+    """
+    p_t = torch.linspace(0.001, 0.999, 500, dtype=torch.float64)
+    ce = -p_t.log()
+    modulating = (1 - p_t) ** gamma
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    (loss_ax, weight_ax), (population_ax, share_ax) = axes
+
+    loss_ax.plot(p_t, ce, color="black", label="CE = −log p_t")
+    loss_ax.plot(p_t, modulating * ce, color="tab:blue", label=f"FL, γ = {gamma:g}")
+    loss_ax.plot(p_t, alpha * modulating * ce, "--", color="tab:green", label=f"α·FL (positive, α = {alpha:g})")
+    loss_ax.plot(p_t, (1 - alpha) * modulating * ce, ":", color="tab:red", linewidth=2,
+                 label=f"(1−α)·FL (negative, 1−α = {1 - alpha:g})")
+    loss_ax.axvspan(EASY_P_T, 1, color="grey", alpha=0.15, label=f"easy: p_t > {EASY_P_T}")
+    loss_ax.set(xlim=(0, 1), ylim=(0, 5), xlabel="probability of the true class p_t", ylabel="loss",
+                title="loss of one example")
+    loss_ax.legend(fontsize=8)
+
+    for weight, colour, label in ((alpha, "tab:green", "positive: α(1−p_t)^γ"),
+                                  (1 - alpha, "tab:red", "negative: (1−α)(1−p_t)^γ")):
+        weight_ax.plot(p_t, weight * modulating, color=colour, label=label)
+    weight_ax.axhline(1, color="black", linewidth=0.8, label="CE (weight 1)")
+    for p, weight, colour in ((0.5, alpha * 0.5**gamma, "tab:green"), (0.99, (1 - alpha) * 0.01**gamma, "tab:red")):
+        weight_ax.plot([p], [weight], "o", color=colour)
+        weight_ax.annotate(f"×{weight:.2g} at p_t = {p:g}", (p, weight), textcoords="offset points", xytext=(-8, -4),
+                           ha="right", va="top", color=colour, fontsize=8)
+    weight_ax.axvspan(EASY_P_T, 1, color="grey", alpha=0.15)
+    weight_ax.set(xlim=(0, 1), ylim=(1e-7, 2), yscale="log", xlabel="p_t", ylabel="FL / CE",
+                  title="weight of an example relative to cross-entropy")
+    weight_ax.legend(fontsize=8, loc="lower left")
+
+    logits, targets = anchor_population(num_anchors, positive_fraction)
+    true_p = torch.where(targets > 0, torch.sigmoid(logits), torch.sigmoid(-logits))
+    bins = np.linspace(0, 1, 41)
+    population_ax.hist(true_p[targets == 0].numpy(), bins=bins, color="tab:red", alpha=0.6,
+                       label=f"{int((targets == 0).sum()):,} negatives")
+    population_ax.hist(true_p[targets > 0].numpy(), bins=bins, color="tab:green", alpha=0.8,
+                       label=f"{int(targets.sum()):,} positives")
+    population_ax.axvspan(EASY_P_T, 1, color="grey", alpha=0.15)
+    population_ax.set(yscale="log", xlim=(0, 1), xlabel="p_t", ylabel="anchors",
+                      title=f"an image's {num_anchors:,} anchors, mid-training")
+    population_ax.legend(fontsize=8, loc="upper left")
+
+    shares = {"ce": loss_shares(logits, targets, -1.0, 0.0), "focal": loss_shares(logits, targets, alpha, gamma)}
+    rows = {"cross-entropy": shares["ce"], f"focal\nγ={gamma:g}, α={alpha:g}": shares["focal"]}
+    colours = {"positives": "tab:green", "hard_negatives": "tab:orange", "easy_negatives": "tab:grey"}
+    for row, (name, parts) in enumerate(rows.items()):
+        left = 0.0
+        for part, share in parts.items():
+            share_ax.barh(row, share, left=left, color=colours[part],
+                          label=part.replace("_", " ") if row == 0 else None)
+            if share > 0.07:
+                share_ax.text(left + share / 2, row, f"{100 * share:.0f}%", ha="center", va="center",
+                              color="white", fontweight="bold", fontsize=9)
+            left += share
+    share_ax.set_yticks(range(len(rows)), list(rows), fontsize=9)
+    share_ax.invert_yaxis()
+    share_ax.set(xlim=(0, 1), xlabel="share of the image's total loss", title="where the loss comes from")
+    share_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
+    fig.tight_layout()
+    return {**shares, "weight_positive": alpha * 0.5**gamma, "weight_easy_negative": (1 - alpha) * 0.01**gamma}
+
+
+def focal_loss_explorer() -> widgets.interactive:
+    """Sliders for the focal loss's γ and α, driving :func:`draw_focal_loss`."""
+    return explore(
+        draw_focal_loss,
+        gamma=widgets.FloatSlider(value=2.0, min=0.0, max=5.0, step=0.5, description="γ (focus)"),
+        alpha=widgets.FloatSlider(value=0.25, min=0.05, max=0.95, step=0.05, description="α (balance)"),
+    )
+
+
+# ---- lesson 10: the classical baseline
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from . import classical  # noqa: E402
+from .boxes import box_iou  # noqa: E402
+from .data import VAL_SEED_OFFSET, ShapesDataset  # noqa: E402
+from .viz import draw_boxes, show_image  # noqa: E402
+
+#: The classical explorer shows images 0 … CLASSICAL_IMAGES − 1 of the shapes validation split.
+CLASSICAL_IMAGES = 64
+
+
+def degrade(image: torch.Tensor, contrast: float = 1.0, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """A harder copy of a ``[3, H, W]`` image: colours pulled towards the image's mean colour
+    (``contrast`` 1 keeps them, 0 makes the image flat), then Gaussian noise of std ``noise`` (seeded)."""
+    mean = image.mean(dim=(1, 2), keepdim=True)
+    noisy = image - (1 - contrast) * (image - mean)
+    if noise > 0:
+        noisy = noisy + noise * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
+    return noisy.clamp(0, 1)
+
+
+def signed_log_image(log: torch.Tensor) -> torch.Tensor:
+    """``[C, H, W]`` LoG → ``[H, W]``: at every pixel, the value of the channel where it is largest in size."""
+    strongest = log.abs().argmax(dim=0, keepdim=True)
+    return log.gather(0, strongest)[0]
+
+
+def colour_components(labels: torch.Tensor) -> np.ndarray:
+    """``[H, W]`` component labels (0 = background) → ``[H, W, 3]`` RGB: black background, a colour per blob."""
+    palette = np.asarray(plt.get_cmap("tab20").colors)
+    image = np.zeros((*labels.shape, 3))
+    on = labels.numpy() > 0
+    image[on] = palette[(labels.numpy()[on] - 1) % len(palette)]
+    return image
+
+
+def draw_classical_stages(image_index: int = 0, sigma: float = 1.0, threshold: float = 0.1, kernel_size: int = 3,
+                          contrast: float = 1.0, noise: float = 0.0) -> dict[str, float]:
+    """Every stage of :mod:`retinanet_lite.classical` on one shapes validation image, in six panels.
+
+    The image (optionally :func:`degrade`-d), its blur, the signed LoG (red: positive, the dark side
+    of an edge; blue: negative), the zero-crossing edges with the pixels the closing adds (orange),
+    the connected components, and the boxes of :func:`classical.detect` (solid) with the ground
+    truth (dashed white).
+
+    Returns ``{"edge_pixels", "closing_added", "components", "boxes", "objects", "found", "mean_best_iou"}``:
+    ``found`` counts objects with a box at IoU ≥ 0.5; ``mean_best_iou`` averages each object's best IoU.
+    """
+    image, target = ShapesDataset(CLASSICAL_IMAGES, 128, seed=VAL_SEED_OFFSET)[image_index]
+    image = degrade(image, contrast, noise)
+    log = classical.laplacian_of_gaussian(image, sigma)
+    edges = classical.zero_crossings(log, threshold)
+    closed = classical.closing(edges, kernel_size)
+    labels = classical.connected_components(closed)
+    detections = classical.detect(image, sigma, threshold, kernel_size)
+    best_iou = (box_iou(target["boxes"], detections["boxes"]).max(dim=1).values
+                if len(detections["boxes"]) else torch.zeros(len(target["boxes"])))
+    numbers = {"edge_pixels": int(edges.sum()), "closing_added": int((closed & ~edges).sum()),
+               "components": int(labels.max()), "boxes": len(detections["boxes"]), "objects": len(target["boxes"]),
+               "found": int((best_iou >= 0.5).sum()), "mean_best_iou": float(best_iou.mean()) if len(best_iou) else 0.0}
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8.4))
+    show_image(image, axes[0, 0], f"1. image {image_index} (contrast {contrast:g}, noise {noise:g})")
+    draw_boxes(axes[0, 0], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    show_image(classical.gaussian_blur(image, sigma), axes[0, 1], f"2. Gaussian blur, σ = {sigma:g}")
+    shown = axes[0, 2].imshow(signed_log_image(log).numpy(), cmap="RdBu_r", vmin=-0.15, vmax=0.15)
+    fig.colorbar(shown, ax=axes[0, 2], fraction=0.046, pad=0.03)
+    axes[0, 2].set_title("3. σ²·Laplacian of the blur (strongest channel)", fontsize=9)
+    overlay = np.zeros((*edges.shape, 3))
+    overlay[closed.numpy()] = (1.0, 0.55, 0.0)
+    overlay[edges.numpy()] = (1.0, 1.0, 1.0)
+    axes[1, 0].imshow(overlay)
+    axes[1, 0].set_title(f"4. zero crossings > {threshold:g} (white);\nclosing, k = {kernel_size}, adds "
+                         f"{numbers['closing_added']} px (orange)", fontsize=9)
+    axes[1, 1].imshow(colour_components(labels))
+    axes[1, 1].set_title(f"5. connected components: {numbers['components']}", fontsize=9)
+    show_image(image, axes[1, 2], f"6. boxes: {numbers['found']} of {numbers['objects']} objects found (IoU ≥ 0.5)")
+    draw_boxes(axes[1, 2], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    draw_boxes(axes[1, 2], detections["boxes"], colour="yellow", linewidth=1.5)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return numbers
+
+
+def classical_explorer() -> widgets.interactive:
+    """Sliders for σ, threshold, closing kernel, image, contrast and noise, driving :func:`draw_classical_stages`."""
+    return explore(
+        draw_classical_stages,
+        image_index=widgets.IntSlider(value=0, min=0, max=CLASSICAL_IMAGES - 1, description="image"),
+        sigma=widgets.FloatSlider(value=1.0, min=0.5, max=4.0, step=0.25, description="blur σ"),
+        threshold=widgets.FloatSlider(value=0.1, min=0.0, max=0.3, step=0.01, description="threshold"),
+        kernel_size=widgets.IntSlider(value=3, min=1, max=9, step=2, description="closing k"),
+        contrast=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="contrast"),
+        noise=widgets.FloatSlider(value=0.0, min=0.0, max=0.3, step=0.02, description="noise σ"),
+    )
+
+
+# ---- lesson 08: inference and mAP
+import functools  # noqa: E402  (imports of this section)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from .anchors import anchors_per_level  # noqa: E402
+from .boxes import box_iou, class_wise_nms, clip_boxes, decode_boxes  # noqa: E402
+from .data import CLASS_NAMES, VAL_SEED_OFFSET, ShapesDataset  # noqa: E402
+from .metrics import AREA_RANGES, IOU_THRESHOLDS, RECALL_POINTS, match_image, precision_recall  # noqa: E402
+from .viz import CLASS_COLOURS, draw_boxes, show_image  # noqa: E402
+
+
+@torch.no_grad()
+def detection_candidates(model: Any, image: Tensor, score_thresh: float = 0.05) -> tuple[Tensor, Tensor, Tensor]:
+    """The detector's candidates for one image ``[3, H, W]`` *before* NMS.
+
+    Every (anchor, class) pair whose probability is above ``score_thresh``, at most
+    ``model.config.topk_candidates`` per pyramid level, decoded and clipped to the image. Returns
+    boxes ``[C, 4]`` (xyxy pixels of ``image``), scores ``[C]`` and labels ``[C]``, best score first.
+    """
+    config = model.config
+    batch, scales = model.prepare_batch([image])
+    logits, deltas = model.predict(batch)  # [1, N, K], [1, N, 4]
+    anchors = model.anchors(batch.shape[-2:], batch.device)  # [N, 4]
+    per_level = anchors_per_level(tuple(batch.shape[-2:]), config.strides, config.num_anchors)
+    boxes, scores, labels = [], [], []
+    for level_logits, level_deltas, level_anchors in zip(logits[0].split(per_level), deltas[0].split(per_level),
+                                                         anchors.split(per_level)):
+        probabilities = level_logits.sigmoid().flatten()  # [N_l · K]: anchor-major, then class
+        top, index = probabilities.topk(min(config.topk_candidates, len(probabilities)))
+        keep = top > score_thresh
+        anchor_index = index[keep] // config.num_classes
+        boxes.append(decode_boxes(level_anchors[anchor_index], level_deltas[anchor_index], config.box_weights))
+        scores.append(top[keep])
+        labels.append(index[keep] % config.num_classes)
+    boxes = clip_boxes(torch.cat(boxes) / scales[0], tuple(image.shape[-2:]))
+    scores, labels = torch.cat(scores), torch.cat(labels)
+    order = scores.argsort(descending=True)
+    return boxes[order], scores[order], labels[order]
+
+
+def greedy_match(boxes: Tensor, scores: Tensor, labels: Tensor, target: dict[str, Tensor],
+                 iou_threshold: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Match detections (``[D, 4]`` xyxy, ``[D]``, ``[D]``) to ``target`` as COCO does at one IoU threshold.
+
+    Best score first, each detection takes the unmatched ground-truth box of its class that it overlaps
+    most, if that IoU ≥ ``iou_threshold``. Returns ``(true_positive [D] bool, found [G] bool)``.
+    """
+    true_positive = torch.zeros(len(boxes), dtype=torch.bool)
+    found = torch.zeros(len(target["boxes"]), dtype=torch.bool)
+    if len(boxes) == 0 or len(found) == 0:
+        return true_positive, found
+    ious = box_iou(boxes, target["boxes"])  # [D, G]
+    for d in scores.argsort(descending=True, stable=True).tolist():
+        candidates = (target["labels"] == labels[d]) & ~found & (ious[d] >= iou_threshold)
+        if candidates.any():
+            best = torch.where(candidates, ious[d], -1.0).argmax()
+            found[best], true_positive[d] = True, True
+    return true_positive, found
+
+
+def draw_thresholds(score_thresh: float = 0.05, nms_iou: float = 0.5, image_index: int = 0, *, model: Any,
+                    dataset: Any, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, int]:
+    """Image ``image_index`` of ``dataset`` through ``model`` with the given score and NMS thresholds.
+
+    Left: every candidate above ``score_thresh`` (the top-k per level), before NMS. Right: what
+    class-wise NMS at ``nms_iou`` keeps (at most ``model.config.max_detections``), with the ground truth
+    dashed white. Detections are counted as true or false positives at IoU ≥ 0.5 (same class).
+
+    Returns ``{"candidates", "detections", "true_positives", "false_positives", "missed"}``.
+    """
+    image, target = dataset[image_index]
+    boxes, scores, labels = detection_candidates(model, image, score_thresh)
+    kept = class_wise_nms(boxes, scores, labels, nms_iou)[: model.config.max_detections]
+    true_positive, found = greedy_match(boxes[kept], scores[kept], labels[kept], target)
+    result = {"candidates": len(boxes), "detections": len(kept), "true_positives": int(true_positive.sum()),
+              "false_positives": int((~true_positive).sum()), "missed": int((~found).sum())}
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.2))
+    show_image(image, left)
+    for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
+        (x1, y1, x2, y2), colour = box, CLASS_COLOURS[label]
+        left.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
+                                 linewidth=0.5 + 1.5 * score, alpha=0.3 + 0.7 * score))
+    left.set_title(f"before NMS: {len(boxes)} candidates with score > {score_thresh:.2f}\n"
+                   "(line width and opacity grow with the score)", fontsize=9)
+    show_image(image, right)
+    draw_boxes(right, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    draw_boxes(right, boxes[kept], labels[kept], scores[kept], class_names)
+    right.set_title(f"after class-wise NMS at IoU {nms_iou:.2f}: {len(kept)} detections\n"
+                    f"{result['true_positives']} correct, {result['false_positives']} false, "
+                    f"{result['missed']} of {len(found)} objects missed (IoU ≥ 0.5)", fontsize=9)
+    for ax in (left, right):
+        ax.axis("off")
+    fig.tight_layout()
+    return result
+
+
+def thresholds_explorer(model: Any, dataset: Any = None) -> widgets.interactive:
+    """Sliders for the score threshold, the NMS IoU threshold and the image of :func:`draw_thresholds`.
+
+    ``dataset`` defaults to 32 validation shapes images (``seed=VAL_SEED_OFFSET``).
+    """
+    dataset = dataset if dataset is not None else ShapesDataset(32, 128, seed=VAL_SEED_OFFSET)
+    draw = functools.partial(draw_thresholds, model=model, dataset=dataset)
+    draw.__name__ = "draw_thresholds"
+    return explore(
+        draw,
+        score_thresh=widgets.FloatSlider(value=0.05, min=0.01, max=0.95, step=0.01, description="score >"),
+        nms_iou=widgets.FloatSlider(value=0.5, min=0.1, max=1.0, step=0.05, description="NMS IoU >"),
+        image_index=widgets.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image"),
+    )
+
+
+def class_matches(predictions: list[dict[str, Tensor]], targets: list[dict[str, Tensor]], label: int) -> list:
+    """COCO matches (:func:`retinanet_lite.metrics.match_image`) of class ``label`` in every image,
+    at the ten IoU thresholds 0.50, 0.55, …, 0.95 and for all object sizes."""
+    return [match_image(p["boxes"][p["labels"] == label], p["scores"][p["labels"] == label],
+                        t["boxes"][t["labels"] == label], AREA_RANGES["all"])
+            for p, t in zip(predictions, targets)]
+
+
+def draw_pr_curve(iou_threshold: float = 0.5, label: int = 0, *, predictions: list[dict[str, Tensor]],
+                  targets: list[dict[str, Tensor]], class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, Any]:
+    """The precision–recall curve of class ``label`` at one COCO IoU threshold (0.50, 0.55, …, 0.95).
+
+    Left: precision and recall after each detection (pooled over all images, best score first), the
+    monotone envelope, and the envelope sampled at the 101 recalls whose mean is AP. Right: AP at all
+    ten thresholds, the chosen one marked. Returns ``{"ap", "ap_per_threshold" [10], "final_recall"}``.
+    """
+    t = int(np.argmin(np.abs(IOU_THRESHOLDS - iou_threshold)))
+    matches = class_matches(predictions, targets, label)
+    sampled, final_recall = precision_recall(matches)  # [10, 101], [10]
+    scores = np.concatenate([m.scores for m in matches])
+    order = np.argsort(-scores, kind="mergesort")
+    true_positive = np.concatenate([m.matched[t] for m in matches])[order]
+    num_gt = sum(m.num_gt for m in matches)
+    recall = np.cumsum(true_positive) / num_gt
+    precision = np.cumsum(true_positive) / np.arange(1, len(true_positive) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    ap_per_threshold = sampled.mean(axis=1)
+    result = {"ap": float(ap_per_threshold[t]), "ap_per_threshold": ap_per_threshold.tolist(),
+              "final_recall": float(final_recall[t])}
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.4, 1]})
+    left.fill_between(RECALL_POINTS, sampled[t], step="post", alpha=0.2, color="tab:blue",
+                      label=f"area = AP = {result['ap']:.3f}")
+    left.plot(recall, precision, color="tab:grey", linewidth=1, label="precision after each detection")
+    left.plot(recall, envelope, color="tab:blue", linewidth=2, label="envelope (best precision at ≥ this recall)")
+    left.plot(RECALL_POINTS, sampled[t], ".", color="tab:blue", markersize=3, label="101 sampled recalls")
+    left.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+             title=f"{class_names[label]}: {len(scores)} detections, {num_gt} objects, IoU ≥ {IOU_THRESHOLDS[t]:.2f}")
+    left.legend(loc="lower left", fontsize=8)
+    right.plot(IOU_THRESHOLDS, ap_per_threshold, "o-", color="tab:blue")
+    right.plot([IOU_THRESHOLDS[t]], [result["ap"]], "o", color="black", markersize=9, fillstyle="none")
+    right.axhline(ap_per_threshold.mean(), color="tab:orange", linestyle="--",
+                  label=f"mean = AP@[.5:.95] = {ap_per_threshold.mean():.3f}")
+    right.set(xlim=(0.48, 0.97), ylim=(0, 1.02), xlabel="IoU threshold", ylabel="AP",
+              title=f"{class_names[label]}: AP falls as the IoU threshold rises")
+    right.legend(loc="lower left", fontsize=8)
+    for ax in (left, right):
+        ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return result
+
+
+def pr_explorer(predictions: list[dict[str, Tensor]], targets: list[dict[str, Tensor]],
+                class_names: tuple[str, ...] = CLASS_NAMES) -> widgets.interactive:
+    """Pick the IoU threshold and the class of :func:`draw_pr_curve`."""
+    draw = functools.partial(draw_pr_curve, predictions=predictions, targets=targets, class_names=class_names)
+    draw.__name__ = "draw_pr_curve"
+    return explore(
+        draw,
+        iou_threshold=widgets.SelectionSlider(options=[round(float(t), 2) for t in IOU_THRESHOLDS], value=0.5,
+                                              description="IoU ≥"),
+        label=widgets.Dropdown(options=[(name, k) for k, name in enumerate(class_names)], value=0,
+                               description="class"),
     )

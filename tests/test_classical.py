@@ -156,11 +156,11 @@ def test_components_of_a_hand_made_mask():
                          [0, 0, 1, 0, 0, 0],  # touches the first blob diagonally: the same blob
                          [0, 0, 0, 0, 1, 1],
                          [1, 0, 0, 0, 1, 0]], dtype=torch.bool)
-    expected = torch.tensor([[1, 1, 0, 0, 0, 2],  # numbered in the order of each blob's last pixel
-                             [0, 1, 0, 0, 0, 2],
-                             [0, 0, 1, 0, 0, 0],
-                             [0, 0, 0, 0, 3, 3],
-                             [4, 0, 0, 0, 3, 0]])
+    expected = torch.tensor([[2, 2, 0, 0, 0, 1],  # numbered in reading order of each blob's last pixel
+                             [0, 2, 0, 0, 0, 1],
+                             [0, 0, 2, 0, 0, 0],
+                             [0, 0, 0, 0, 4, 4],
+                             [3, 0, 0, 0, 4, 0]])
     assert torch.equal(C.connected_components(mask), expected)
     assert not C.connected_components(torch.zeros(4, 4, dtype=torch.bool)).any()
 

@@ -119,7 +119,7 @@ def test_anchors_explorer_updates_when_a_control_changes():
 
 
 def test_coverage_explorer_updates_when_a_control_changes():
-    explorer = coverage_explorer()
+    explorer = coverage_explorer(num_images=40)
     before = explorer.result["share_positive"]
     explorer.children[0].value = 48  # P3 size 48: far too big for 10–60 px shapes
     assert explorer.result["share_positive"] < before

@@ -1,0 +1,102 @@
+"""Every lesson starts (first code cell) with the Colab install cell of tools/colab_cell.py, and that
+cell does nothing outside Colab; on Colab it clones, installs and moves into notebooks/.
+
+If the first test fails, run ``.venv/bin/python tools/colab_cell.py`` to (re)insert the cell.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+spec = importlib.util.spec_from_file_location("colab_cell", ROOT / "tools" / "colab_cell.py")
+colab_cell = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(colab_cell)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_starts_with_the_colab_cell(lesson):
+    notebook = nbformat.read(lesson, as_version=4)
+    first = colab_cell.first_code_cell(notebook)
+    assert first is not None and colab_cell.is_colab_cell(notebook.cells[first]), \
+        f"{lesson.name}: the first code cell is not the Colab cell; run .venv/bin/python tools/colab_cell.py"
+    assert notebook.cells[first].source == colab_cell.SOURCE, \
+        f"{lesson.name}: the Colab cell is out of date; run .venv/bin/python tools/colab_cell.py"
+    assert sum(colab_cell.is_colab_cell(c) for c in notebook.cells) == 1, "exactly one Colab cell"
+
+
+def test_insertion_is_idempotent_and_keeps_the_lesson():
+    notebook = nbformat.read(LESSONS[0], as_version=4)
+    without = [c for c in notebook.cells if not colab_cell.is_colab_cell(c)]
+    notebook.cells = list(without)
+    assert colab_cell.insert_colab_cell(notebook) is True
+    once = nbformat.writes(notebook)
+    assert colab_cell.insert_colab_cell(notebook) is False and nbformat.writes(notebook) == once
+    nbformat.validate(notebook)
+    assert notebook.cells[0].cell_type == "markdown", "the title stays first"
+    assert [c for c in notebook.cells if not colab_cell.is_colab_cell(c)] == without
+
+
+def test_readme_links_point_at_the_same_repository():
+    readme = (ROOT / "README.md").read_text()
+    slug = colab_cell.REPOSITORY_URL.removeprefix("https://github.com/")
+    assert f"mybinder.org/v2/gh/{slug}/" in readme, "README needs a Binder badge for " + slug
+    assert f"colab.research.google.com/github/{slug}/" in readme, "README needs a Colab link for " + slug
+
+
+@pytest.fixture()
+def kernel(tmp_path):
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    yield client
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+
+
+def run(client, code: str) -> str:
+    """Execute ``code``; returns what it printed; fails the test on an exception."""
+    text: list[str] = []
+
+    def collect(message):
+        if message["msg_type"] == "stream":
+            text.append(message["content"]["text"])
+        elif message["msg_type"] in ("execute_result", "display_data"):
+            text.append(message["content"]["data"].get("text/plain", ""))
+
+    reply = client.execute_interactive(code, timeout=120, output_hook=collect)
+    content = reply["content"]
+    assert content["status"] == "ok", f"{content.get('ename')}: {content.get('evalue')}"
+    return "".join(text)
+
+
+def test_the_cell_does_nothing_outside_colab(kernel, tmp_path):
+    before = json.loads(run(kernel, "import json, os, sys; print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
+    printed = run(kernel, colab_cell.SOURCE)
+    after = json.loads(run(kernel, "print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
+    assert printed == "", "the cell must print nothing outside Colab"
+    assert after[0] == before[0] == str(tmp_path), "the cell must not change directory outside Colab"
+    assert set(after[1]) == set(before[1]), "the cell must not import anything (e.g. subprocess) outside Colab"
+    assert not any(tmp_path.iterdir()), "the cell must not write files outside Colab"
+
+
+def test_on_colab_the_cell_clones_installs_and_enters_notebooks(kernel):
+    """Pretend to be Colab (a fake ``google.colab`` module) and record what the cell would run."""
+    run(kernel, """
+import os, subprocess, sys, types
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+calls = []
+subprocess.run = lambda command, **kwargs: calls.append(command)
+os.chdir = lambda path: calls.append(["cd", path])
+""")
+    run(kernel, colab_cell.SOURCE)
+    calls = json.loads(run(kernel, "import json; print(json.dumps(calls))"))
+    clone, install, cd = calls
+    assert clone[:2] == ["git", "clone"] and colab_cell.REPOSITORY_URL in clone
+    assert install[1:4] == ["-m", "pip", "install"] and install[-1] == clone[-1]
+    assert cd == ["cd", clone[-1] + "/notebooks"]

@@ -1,0 +1,108 @@
+"""Lesson 05 (matching): its self-checks have teeth, and the matching explorer counts right."""
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from notebook_runner import run_lesson  # noqa: E402
+
+from retinanet_lite.anchors import make_anchors  # noqa: E402
+from retinanet_lite.config import preset_config  # noqa: E402
+from retinanet_lite.data import ShapesDataset  # noqa: E402
+from retinanet_lite.matching import match_anchors  # noqa: E402
+from retinanet_lite.widgets import MATCHING_IMAGES, draw_matching, matching_explorer, shapes_cpu_anchors  # noqa: E402
+
+LESSON = "05_matching.ipynb"
+
+# No ignored band: everything below the positive threshold becomes background.
+NO_IGNORED_BAND = '''
+def my_match(anchors, gt_boxes, pos_iou=0.5, neg_iou=0.4):
+    if len(gt_boxes) == 0:
+        return torch.full((len(anchors),), BACKGROUND, dtype=torch.long)
+    best_iou, matches = box_iou(gt_boxes, anchors).max(dim=0)
+    matches[best_iou < pos_iou] = BACKGROUND
+    return matches
+'''
+
+# Each object gets only one best anchor (argmax), ignoring ties.
+NO_TIES = '''
+def my_match_low_quality(anchors, gt_boxes, pos_iou=0.5, neg_iou=0.4):
+    matches = my_match(anchors, gt_boxes, pos_iou, neg_iou)
+    if len(gt_boxes) == 0:
+        return matches
+    best_anchor = box_iou(gt_boxes, anchors).argmax(dim=1)
+    matches[best_anchor] = torch.arange(len(gt_boxes))
+    return matches
+'''
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_match_check_catches_a_missing_ignored_band():
+    with pytest.raises(CellExecutionError, match="AssertionError"):
+        run_lesson(LESSON, replace={"impl-match": NO_IGNORED_BAND}, stop_after="check-match")
+
+
+def test_low_quality_check_catches_dropped_ties():
+    with pytest.raises(CellExecutionError, match="AssertionError"):
+        run_lesson(LESSON, replace={"impl-low-quality": NO_TIES}, stop_after="check-low-quality")
+
+
+def counts_by_hand(index: int, pos_iou: float, neg_iou: float, low_quality: bool) -> dict[str, int]:
+    """The explorer's counts, computed independently from the package's anchors and matcher."""
+    c = preset_config("shapes-cpu")
+    anchors = make_anchors((128, 128), c.strides, c.anchor_sizes, c.anchor_ratios, c.anchor_scales, c.anchor_offset)
+    boxes = ShapesDataset(MATCHING_IMAGES, 128, seed=0)[index][1]["boxes"]
+    m = match_anchors(anchors, boxes, pos_iou, min(neg_iou, pos_iou), low_quality)
+    return {"positive": int((m >= 0).sum()), "ignored": int((m == -2).sum()), "negative": int((m == -1).sum()),
+            "boxes_without_positive": sum(int(not (m == j).any()) for j in range(len(boxes)))}
+
+
+def test_shapes_cpu_anchors():
+    assert shapes_cpu_anchors().shape == (3069, 4)
+
+
+@pytest.mark.parametrize("pos_iou, neg_iou, index, low_quality", [
+    (0.5, 0.4, 4, True), (0.5, 0.4, 4, False), (0.7, 0.3, 1, False), (0.6, 0.6, 8, True), (0.4, 0.2, 3, True),
+])
+def test_draw_matching_counts(pos_iou, neg_iou, index, low_quality):
+    result = draw_matching(pos_iou=pos_iou, neg_iou=neg_iou, image_index=index, low_quality=low_quality)
+    expected = counts_by_hand(index, pos_iou, neg_iou, low_quality)
+    assert {k: result[k] for k in expected} == expected
+    assert result["positive"] + result["ignored"] + result["negative"] == 3069
+
+
+def test_draw_matching_low_quality_rescues_the_small_objects_of_image_4():
+    without = draw_matching(image_index=4, low_quality=False)
+    with_ = draw_matching(image_index=4, low_quality=True)
+    assert without["boxes_without_positive"] == 2 and without["low_quality"] == 0
+    assert with_["boxes_without_positive"] == 0 and with_["low_quality"] >= 2
+    assert with_["positive"] > without["positive"]
+
+
+def test_draw_matching_thresholds_move_the_counts():
+    strict = draw_matching(pos_iou=0.7, neg_iou=0.4, low_quality=False)
+    loose = draw_matching(pos_iou=0.5, neg_iou=0.4, low_quality=False)
+    assert strict["positive"] < loose["positive"] and strict["ignored"] > loose["ignored"]
+    crossed = draw_matching(pos_iou=0.3, neg_iou=0.6)  # neg_iou is lowered to pos_iou: no ignored band
+    assert crossed["ignored"] == 0
+
+
+def test_matching_explorer_redraws_on_new_thresholds():
+    w = matching_explorer()
+    controls = {c.description: c for c in w.children if hasattr(c, "description")}
+    before = dict(w.result)
+    controls["positive ≥"].value = 0.7
+    assert w.result["positive"] < before["positive"]
+    controls["image"].value = 3  # no objects
+    assert w.result["positive"] == 0 and w.result["negative"] == 3069
