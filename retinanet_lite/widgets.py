@@ -772,8 +772,9 @@ def draw_thresholds(score_thresh: float = 0.05, nms_iou: float = 0.5, image_inde
     """Image ``image_index`` of ``dataset`` through ``model`` with the given score and NMS thresholds.
 
     Left: every candidate above ``score_thresh`` (the top-k per level), before NMS. Right: what
-    class-wise NMS at ``nms_iou`` keeps (at most ``model.config.max_detections``), with the ground truth
-    dashed white. Detections are counted as true or false positives at IoU ≥ 0.5 (same class).
+    class-wise NMS at ``nms_iou`` keeps (at most ``model.config.max_detections``; dotted below score
+    0.5), with the ground truth dashed white. Detections are counted as true or false positives at
+    IoU ≥ 0.5 (same class).
 
     Returns ``{"candidates", "detections", "true_positives", "false_positives", "missed"}``.
     """
@@ -794,8 +795,13 @@ def draw_thresholds(score_thresh: float = 0.05, nms_iou: float = 0.5, image_inde
                    "(line width and opacity grow with the score)", fontsize=9)
     show_image(image, right)
     draw_boxes(right, target["boxes"], colour="white", linestyle="--", linewidth=1.0)
-    draw_boxes(right, boxes[kept], labels[kept], scores[kept], class_names)
-    right.set_title(f"after class-wise NMS at IoU {nms_iou:.2f}: {len(kept)} detections\n"
+    shown = kept.flip(0)  # worst first, so that the best boxes and their captions end up on top
+    unsure = scores[shown] < 0.5
+    draw_boxes(right, boxes[shown][unsure], labels[shown][unsure], scores[shown][unsure], class_names,
+               linestyle=":", linewidth=1.0)
+    draw_boxes(right, boxes[shown][~unsure], labels[shown][~unsure], scores[shown][~unsure], class_names,
+               linewidth=2.0)
+    right.set_title(f"after class-wise NMS at IoU {nms_iou:.2f}: {len(kept)} detections (dotted: score < 0.5)\n"
                     f"{result['true_positives']} correct, {result['false_positives']} false, "
                     f"{result['missed']} of {len(found)} objects missed (IoU ≥ 0.5)", fontsize=9)
     for ax in (left, right):
@@ -884,3 +890,95 @@ def pr_explorer(predictions: list[dict[str, Tensor]], targets: list[dict[str, Te
         label=widgets.Dropdown(options=[(name, k) for k, name in enumerate(class_names)], value=0,
                                description="class"),
     )
+
+
+# ---- lesson 11: what next (fitting a preset to your own data)
+import functools  # noqa: E402  (imports of this section)
+import math  # noqa: E402
+
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from .anchors import make_anchors  # noqa: E402
+from .boxes import box_iou  # noqa: E402
+from .config import PRESETS, RetinaNetConfig, preset_config  # noqa: E402
+
+
+def input_scale(config: RetinaNetConfig, height: int, width: int) -> float:
+    """The factor by which a model with ``config`` resizes an image of ``height`` × ``width``.
+
+    The short side becomes ``min_size`` unless the long side would then pass ``max_size``; no resizing
+    (1.0) when ``min_size`` is None.
+    """
+    if config.min_size is None:
+        return 1.0
+    factor = config.min_size / min(height, width)
+    return factor if config.max_size is None else min(factor, config.max_size / max(height, width))
+
+
+def draw_anchor_fit(preset: str = "shapes-cpu", *, dataset: Any, max_images: int = 64) -> dict[str, float]:
+    """Do the anchors of ``preset`` fit the objects of ``dataset`` (any ``(image, target)`` dataset)?
+
+    Each image of the first ``max_images`` is resized as the preset's model would resize it; then every
+    ground-truth box (xyxy pixels, scaled) gets its best IoU with the anchors of the padded input. Left:
+    object sizes √(w·h) after resizing, with the range of anchor sizes of each level P3–P7. Right: best
+    IoU against size; below 0.5 (dashed) an object still gets its best anchor as a positive
+    (``allow_low_quality``) but only one, and a poorly fitting one.
+
+    Returns ``{"scale" (of the first image), "share_matched" (best IoU ≥ 0.5), "num_objects",
+    "smallest", "largest"}`` (sizes in pixels after resizing).
+    """
+    config = preset_config(preset)
+    divisor = config.size_divisible
+    anchors_for: dict[tuple[int, int], Tensor] = {}
+    sizes, best = [], []
+    for index in range(min(max_images, len(dataset))):
+        image, target = dataset[index]
+        height, width = image.shape[-2:]
+        scale = input_scale(config, height, width)
+        if index == 0:
+            first_scale = scale
+        padded = tuple(math.ceil(math.floor(side * scale) / divisor) * divisor for side in (height, width))
+        if padded not in anchors_for:
+            anchors_for[padded] = make_anchors(padded, config.strides, config.anchor_sizes, config.anchor_ratios,
+                                               config.anchor_scales, config.anchor_offset)
+        boxes = target["boxes"] * scale
+        if len(boxes):
+            sizes.append(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt())
+            best.append(box_iou(boxes, anchors_for[padded]).amax(dim=1))
+    sizes_t, best_t = torch.cat(sizes), torch.cat(best)
+    result = {"scale": first_scale, "share_matched": float((best_t >= 0.5).float().mean()),
+              "num_objects": len(sizes_t), "smallest": float(sizes_t.min()), "largest": float(sizes_t.max())}
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    low = min(float(sizes_t.min()), min(config.anchor_sizes)) / 1.5
+    high = max(float(sizes_t.max()), max(config.anchor_sizes) * max(config.anchor_scales)) * 1.5
+    bins = torch.logspace(math.log10(low), math.log10(high), 40).numpy()
+    counts, _, _ = left.hist(sizes_t.numpy(), bins=bins, color="tab:blue", zorder=2)
+    for level, (size, colour) in enumerate(zip(config.anchor_sizes, plt.get_cmap("tab10").colors[1:]), start=3):
+        smallest, largest = size * min(config.anchor_scales), size * max(config.anchor_scales)
+        for ax in (left, right):
+            ax.axvspan(smallest, largest, color=colour, alpha=0.3, zorder=1)
+        left.text((smallest * largest) ** 0.5, counts.max() * 1.02, f"P{level}", ha="center", va="bottom", fontsize=8)
+    ticks = [t for t in (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048) if low <= t <= high]
+    for ax in (left, right):
+        ax.set(xscale="log", xlim=(low, high), xlabel="size √(w·h) after resizing (px, log scale)")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+    left.set(ylim=(0, counts.max() * 1.12), ylabel="objects",
+             title=f"{preset}: images resized ×{first_scale:.2f}; shaded: anchor sizes per level")
+    right.scatter(sizes_t.numpy(), best_t.numpy(), s=5, alpha=0.6, zorder=2)
+    right.axhline(0.5, color="green", linestyle="--", linewidth=1)
+    right.set(ylim=(0, 1), ylabel="best IoU with any anchor",
+              title=f"{result['share_matched']:.0%} of {len(sizes_t)} objects have an anchor with IoU ≥ 0.5")
+    for ax in (left, right):
+        ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return result
+
+
+def anchor_fit_explorer(dataset: Any) -> widgets.interactive:
+    """Pick the preset of :func:`draw_anchor_fit` for ``dataset``."""
+    draw = functools.partial(draw_anchor_fit, dataset=dataset)
+    draw.__name__ = "draw_anchor_fit"
+    return explore(draw, preset=widgets.Dropdown(options=list(PRESETS), value="shapes-cpu", description="preset"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -45,10 +46,16 @@ def test_insertion_is_idempotent_and_keeps_the_lesson():
 
 
 def test_readme_links_point_at_the_same_repository():
-    readme = (ROOT / "README.md").read_text()
+    """The README's Binder and Colab badges, and the guide's links, name the repository the Colab
+    cell clones (tools/colab_cell.py's REPOSITORY_URL)."""
     slug = colab_cell.REPOSITORY_URL.removeprefix("https://github.com/")
+    readme = (ROOT / "README.md").read_text()
     assert f"mybinder.org/v2/gh/{slug}/" in readme, "README needs a Binder badge for " + slug
     assert f"colab.research.google.com/github/{slug}/" in readme, "README needs a Colab link for " + slug
+    for path in (ROOT / "README.md", ROOT / "docs" / "teaching.md"):
+        for link in re.findall(r"(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github)/([^/\s]+/[^/\s]+)/",
+                               path.read_text()):
+            assert link == slug, f"{path.name} links to {link}, but the Colab cell clones {slug}"
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("*.ipynb"))
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # nbgrader's Python stub
-CELL_TIMEOUT = 600  # seconds; the set-up of a lesson builds datasets and models
+CELL_TIMEOUT = 1800  # seconds; a set-up cell may train the lesson-07 model (load_or_train) if none is saved
 
 
 def load_tool(name: str):
@@ -68,6 +69,10 @@ def student_dir(tmp_path_factory) -> Path:
     """A freshly generated student edition (in a temporary folder, not build/)."""
     out = tmp_path_factory.mktemp("course") / "student"
     load_tool("make_student_edition").make_student_edition(NOTEBOOKS, out)
+    # Lessons 08–10 start with load_or_train(): it loads checkpoints/shapes-cpu.pt (written by lesson
+    # 07) or trains the model once (a few minutes). Reuse a model trained in notebooks/ if there is one.
+    if (NOTEBOOKS / "checkpoints").is_dir():
+        shutil.copytree(NOTEBOOKS / "checkpoints", out / "checkpoints")
     return out
 
 

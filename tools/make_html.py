@@ -42,32 +42,43 @@ GENERATED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "checkpo
 
 
 # ------------------------------------------------------------------------------------ widgets
-def _control_text(state: dict) -> str | None:
-    """'description = value' for a slider / dropdown / checkbox model, else None."""
-    if "value" not in state or "description" not in state:
-        return None
-    value = state["value"]
+#: Widget models a student turns or types into; the static page lists their values.
+CONTROLS = ("SliderModel", "DropdownModel", "CheckboxModel", "ToggleButtonModel", "ToggleButtonsModel",
+            "RadioButtonsModel", "SelectModel", "TextModel", "IntTextModel", "FloatTextModel")
+
+
+def _control_text(state: dict) -> str:
+    """'description = value' of a slider / dropdown / checkbox / text box."""
+    value = state.get("value")
     if "_options_labels" in state and state.get("index") is not None:  # dropdowns, toggle buttons
         value = state["_options_labels"][state["index"]]
     if isinstance(value, float):
         value = f"{value:g}"
-    return f"{state['description'] or '?'} = {value}"
+    return f"{state.get('description') or '?'} = {value}"
 
 
-def _walk_widget(model_id: str, widgets: dict, controls: list[str], outputs: list) -> None:
-    """Collect the knobs and the Output-widget outputs under ``model_id`` (depth first)."""
+def _walk_widget(model_id: str, widgets: dict, found: dict) -> None:
+    """Collect, depth first under ``model_id``: the controls' texts, the Output widgets' outputs, and
+    a static HTML rendering of text and progress widgets (e.g. a tqdm progress bar)."""
     state = widgets.get(model_id, {})
-    text = _control_text(state)
-    if text:
-        controls.append(text)
-    if state.get("_model_name") == "OutputModel" or ("outputs" in state and "msg_id" in state):
-        outputs.extend(state.get("outputs", []))
+    name = state.get("_model_name", "")
+    if name.endswith(CONTROLS):
+        found["controls"].append(_control_text(state))
+    elif name == "OutputModel":
+        found["outputs"].extend(state.get("outputs", []))
+    elif name == "HTMLModel":
+        found["html"].append(str(state.get("value", "")))
+    elif name == "LabelModel":
+        found["html"].append(html.escape(str(state.get("value", ""))))
+    elif name.endswith("ProgressModel"):
+        found["html"].append(f"<progress value='{state.get('value', 0)}' max='{state.get('max', 100)}'></progress>")
     for child in state.get("children", []):
-        _walk_widget(str(child).removeprefix("IPY_MODEL_"), widgets, controls, outputs)
+        _walk_widget(str(child).removeprefix("IPY_MODEL_"), widgets, found)
 
 
 def freeze_widgets(notebook: nbformat.NotebookNode, widgets: dict[str, dict]) -> None:
-    """Replace every widget output by a note on its knobs plus the outputs (figures) it showed."""
+    """Replace every widget output by what it showed when the lesson ran: a note on its knobs and the
+    figures of its output area (explorers), or its text and bars (progress bars)."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -77,14 +88,17 @@ def freeze_widgets(notebook: nbformat.NotebookNode, widgets: dict[str, dict]) ->
             if not view:
                 frozen.append(output)
                 continue
-            controls: list[str] = []
-            shown: list = []
-            _walk_widget(view["model_id"], widgets, controls, shown)
-            if controls:
-                note = ("<p class='frozen-widget'><em>Interactive in JupyterLab; shown here with "
-                        + html.escape(", ".join(controls)) + ".</em></p>")
-                frozen.append(nbformat.v4.new_output("display_data", data={"text/html": note}))
-            frozen.extend(nbformat.from_dict(o) for o in shown)
+            found: dict[str, list] = {"controls": [], "outputs": [], "html": []}
+            _walk_widget(view["model_id"], widgets, found)
+            parts = []
+            if found["controls"]:
+                parts.append("<p class='frozen-widget'><em>Interactive in JupyterLab; shown here with "
+                             + html.escape(", ".join(found["controls"])) + ".</em></p>")
+            if found["html"]:
+                parts.append("<div class='frozen-widget'>" + " ".join(found["html"]) + "</div>")
+            if parts:
+                frozen.append(nbformat.v4.new_output("display_data", data={"text/html": "\n".join(parts)}))
+            frozen.extend(nbformat.from_dict(o) for o in found["outputs"])
         cell.outputs = frozen
     notebook.metadata.pop("widgets", None)
 
@@ -118,7 +132,7 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int) -> str
     try:
         client.execute()
     except CellExecutionError as exc:
-        error = str(exc).strip().split("\n")[-1] or "a cell failed"
+        error = f"{exc.ename}: {exc.evalue}"
     freeze_widgets(notebook, client.widget_state)
     return error
 
