@@ -45,7 +45,7 @@ def run_torchvision(train_set, budget: float, seed: int, group_norm: bool, box_l
     model = torchvision_retinanet(config, RECIPE.image_size, group_norm=group_norm, box_loss=box_loss)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(seed)
-    batches = endless_batches(train_set, RECIPE.batch_size, generator)
+    batches = endless_batches(train_set, RECIPE.batch_size, seed)
     model.train()
     started, step, total = time.perf_counter(), 0, None
     while time.perf_counter() - started < budget:

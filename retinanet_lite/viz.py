@@ -72,9 +72,9 @@ def show_detections(
 def image_grid(
     images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]] | None = None,
     predictions: Sequence[dict[str, Tensor]] | None = None, class_names: Sequence[str] | None = None,
-    columns: int = 4, size: float = 2.5,
+    columns: int = 4, size: float = 2.5, title: str | None = None,
 ) -> Figure:
-    """A grid of images, each with its boxes (targets dashed, predictions solid)."""
+    """A grid of images, each with its boxes (targets dashed, predictions solid), under an optional title."""
     rows = int(np.ceil(len(images) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -82,6 +82,8 @@ def image_grid(
         if i < len(images):
             show_detections(images[i], targets[i] if targets else None, predictions[i] if predictions else None,
                             class_names, ax=ax)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -51,3 +51,8 @@ def test_render_course(tmp_path):
     assert "<progress" in page and "100%" in page and "3/3" in page, "the progress bar shows its final state"
     assert "widget-view+json" not in page and "widget-state+json" not in page, "no widget needs a kernel or a CDN"
     assert "ZeroDivisionError" in (out / "99_broken.html").read_text(), "a failing lesson shows its error"
+
+    # re-rendering one lesson keeps the other's page in the index
+    assert make_html.render_course([bad], out, workdir=tmp_path / "run", timeout=300) == ["99_broken.ipynb"]
+    index = (out / "index.html").read_text()
+    assert "98_widgets.ipynb · rendered by an earlier run" in index and "99_broken.html" in index

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.manager import start_new_kernel
 
 from lesson_cells import BEGIN, CHECK_TAG, END, EXERCISE_TAG, dependency_slice, exercises, has_solution, tags
@@ -103,6 +104,20 @@ def test_no_solution_text_is_left(lesson, student_dir):
             for line in block:
                 if line.strip() and line.strip() not in elsewhere:
                     assert line.strip() not in student_text, f"solution line left in the student edition: {line.strip()!r}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_student_cells_are_valid_python(lesson, student_dir):
+    """The stub must leave a cell a student can run: a solution block inside an expression (e.g.
+    between the braces of a dict) becomes a SyntaxError instead of a NotImplementedError."""
+    student = read(student_dir / lesson.name)
+    for index, cell in enumerate(student.cells):
+        if cell.cell_type == "code" and "YOUR CODE HERE" in cell.source:
+            try:
+                compile(TransformerManager().transform_cell(cell.source), f"cell {index}", "exec")
+            except SyntaxError as error:
+                pytest.fail(f"cell {index}: the student's version is not valid Python ({error.msg}, line "
+                            f"{error.lineno}); put whole statements between the solution markers:\n{cell.source}")
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)

@@ -6,16 +6,17 @@
 Each lesson is executed top to bottom in a fresh kernel (nbconvert's engine, nbclient), in lesson
 order, with a scratch folder as working directory (build/run/, a copy of the non-notebook files of
 notebooks/) — so lesson 07's checkpoint is where lessons 08–09 look for it, and nothing is written
-into notebooks/. The executed notebook is
-turned into HTML by nbconvert's HTML exporter; figures are embedded in the page as PNG data, so the
-site works offline and can be copied anywhere (e.g. to GitHub Pages).
+into notebooks/. The executed notebook is turned into HTML by nbconvert's HTML exporter; figures
+are embedded in the page as PNG data, so the folder can be copied to any web server (e.g. GitHub
+Pages) or opened from disk. (Formulas are typeset by MathJax, which the pages load from a CDN.)
 
 Widgets need a running kernel to react, so a static page cannot move a slider. Each explorer is
 therefore rendered as what it showed when the lesson ran — its figure at the default knob values —
-under a one-line note listing the knobs and their values.
+under a one-line note listing the knobs and their values; a progress bar shows its final state.
 
 A lesson that fails is still rendered (up to and including the error, shown in the page and marked
-in the index); the script then exits with status 1.
+in the index); the script then exits with status 1. Rendering only some lessons keeps the pages of
+the others from earlier runs in the index.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +132,10 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int) -> str
     error = None
     try:
         client.execute()
-    except CellExecutionError as exc:
+    except CellExecutionError as exc:  # a cell raised: its traceback is in the page
         error = f"{exc.ename}: {exc.evalue}"
+    except (DeadKernelError, CellTimeoutError) as exc:  # the kernel died or a cell ran too long
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     freeze_widgets(notebook, client.widget_state)
     return error
 
@@ -146,7 +149,7 @@ INDEX = """<!DOCTYPE html>
 </style></head>
 <body>
 <h1>{title}</h1>
-<p>Every lesson below was executed on {date}; the pages show its code, text, figures and self-checks.
+<p>Every lesson below was executed (last run: {date}); the pages show its code, text, figures and self-checks.
 To run the lessons yourself, see the repository's README (<code>make lab</code>, Binder or Colab).</p>
 <ul>
 {items}
@@ -164,7 +167,7 @@ def render_course(lessons: list[Path], out: Path, workdir: Path = WORKDIR, timeo
     shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True,
                     ignore=lambda d, names: {*GENERATED(d, names), *(n for n in names if n.endswith(".ipynb"))})
     exporter = HTMLExporter(template_name="lab")
-    items, failed = [], []
+    items, failed = {}, []
     for path in lessons:
         notebook = nbformat.read(path, as_version=4)
         title, summary = title_and_summary(notebook, path.stem)
@@ -179,12 +182,21 @@ def render_course(lessons: list[Path], out: Path, workdir: Path = WORKDIR, timeo
         print(f"  {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}: {status if not error else 'FAILED: ' + error}")
         if error:
             failed.append(path.name)
-        items.append(f"<li><a href='{page.name}'>{html.escape(title)}</a><br>{html.escape(summary)}"
-                     f"<br><span class='meta'>{path.name} · ran in {status}</span></li>")
+        items[path.name] = index_item(page.name, title, summary, f"{path.name} · ran in {status}")
+    for path in lessons[0].parent.glob("*.ipynb") if lessons else []:  # pages kept from earlier runs
+        if path.name not in items and (out / f"{path.stem}.html").exists():
+            title, summary = title_and_summary(nbformat.read(path, as_version=4), path.stem)
+            items[path.name] = index_item(f"{path.stem}.html", title, summary, f"{path.name} · rendered by an earlier run")
     (out / "index.html").write_text(INDEX.format(title="RetinaNet, built piece by piece — the course",
-                                                 date=time.strftime("%Y-%m-%d %H:%M"), items="\n".join(items)),
+                                                 date=time.strftime("%Y-%m-%d %H:%M"),
+                                                 items="\n".join(items[name] for name in sorted(items))),
                                     encoding="utf-8")
     return failed
+
+
+def index_item(href: str, title: str, summary: str, meta: str) -> str:
+    return (f"<li><a href='{href}'>{html.escape(title)}</a><br>{html.escape(summary)}"
+            f"<br><span class='meta'>{meta}</span></li>")
 
 
 def main(argv: list[str] | None = None) -> int:

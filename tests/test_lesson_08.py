@@ -1,0 +1,167 @@
+"""Lesson 08 (inference and mAP): its self-checks have teeth, and its explorers compute the right numbers."""
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from nbclient.exceptions import CellExecutionError  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from notebook_runner import NOTEBOOKS, run_lesson  # noqa: E402
+
+from retinanet_lite.boxes import class_wise_nms  # noqa: E402
+from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset  # noqa: E402
+from retinanet_lite.metrics import evaluate  # noqa: E402
+from retinanet_lite.train import LESSON_CHECKPOINT, load_or_train  # noqa: E402
+from retinanet_lite.widgets import (  # noqa: E402
+    detection_candidates, draw_pr_curve, draw_thresholds, greedy_match, pr_explorer, thresholds_explorer,
+)
+
+LESSON = "08_inference_and_map.ipynb"
+
+# Scales dy by the anchor's width instead of its height: wrong for every non-square anchor.
+WRONG_DECODE = '''
+def decode(anchors, deltas):
+    widths = anchors[:, 2] - anchors[:, 0]
+    heights = anchors[:, 3] - anchors[:, 1]
+    dx, dy, dw, dh = deltas.unbind(dim=1)
+    x = anchors[:, 0] + widths / 2 + dx * widths
+    y = anchors[:, 1] + heights / 2 + dy * widths
+    w = widths * torch.exp(dw.clamp(max=BBOX_EXP_CLAMP))
+    h = heights * torch.exp(dh.clamp(max=BBOX_EXP_CLAMP))
+    return torch.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dim=1)
+'''
+
+# Suppresses across classes: a square may delete an overlapping circle.
+CLASS_AGNOSTIC_NMS = '''
+def nms(boxes, scores, iou_threshold):
+    return torchvision.ops.nms(boxes, scores, iou_threshold)
+
+
+def nms_per_class(boxes, scores, labels, iou_threshold):
+    return nms(boxes, scores, iou_threshold)
+'''
+
+# Averages the raw precision instead of its monotone envelope.
+NO_ENVELOPE_AP = '''
+def average_precision(scores, true_positive, num_objects):
+    order = np.argsort(-scores, kind="mergesort")
+    tp = np.cumsum(true_positive[order])
+    precision = tp / np.arange(1, len(tp) + 1)
+    recall = tp / num_objects
+    total = 0.0
+    for r in np.linspace(0, 1, 101):
+        reached = np.nonzero(recall >= r)[0]
+        total += precision[reached[0]] if len(reached) else 0.0
+    return total / 101
+'''
+
+
+@pytest.mark.parametrize("tag, wrong", [("decode", WRONG_DECODE), ("nms", CLASS_AGNOSTIC_NMS), ("ap", NO_ENVELOPE_AP)],
+                         ids=["decode-mixes-width-and-height", "nms-ignores-classes", "ap-without-envelope"])
+def test_self_check_catches_a_wrong_implementation(tag, wrong):
+    with pytest.raises(CellExecutionError, match="AssertionError"):
+        run_lesson(LESSON, replace={f"impl-{tag}": wrong}, stop_after=f"check-{tag}")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_or_train(NOTEBOOKS / LESSON_CHECKPOINT, progress=False)
+
+
+@pytest.fixture(scope="module")
+def val_set():
+    return ShapesDataset(16, 128, seed=VAL_SEED_OFFSET)
+
+
+@pytest.fixture(scope="module")
+def predictions(model, val_set):
+    with torch.no_grad():
+        return model([val_set[i][0] for i in range(len(val_set))]), [val_set[i][1] for i in range(len(val_set))]
+
+
+def test_candidates_and_nms_reproduce_the_model(model, val_set):
+    """The explorer's own pipeline, at the config's thresholds, gives exactly the model's detections."""
+    for i in range(4):
+        image = val_set[i][0]
+        boxes, scores, labels = detection_candidates(model, image, model.config.score_thresh)
+        kept = class_wise_nms(boxes, scores, labels, model.config.nms_iou)[: model.config.max_detections]
+        with torch.no_grad():
+            expected = model([image])[0]
+        assert torch.equal(labels[kept], expected["labels"])
+        assert torch.allclose(scores[kept], expected["scores"])
+        assert torch.allclose(boxes[kept], expected["boxes"], atol=1e-4)
+
+
+def test_greedy_match_counts_duplicates_wrong_classes_and_misses():
+    target = {"boxes": torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [50.0, 50.0, 60.0, 60.0]]),
+              "labels": torch.tensor([0, 1, 0])}
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0],  # exact hit
+                          [0.0, 0.0, 10.0, 9.0],  # duplicate of the same object, lower score
+                          [20.0, 20.0, 30.0, 30.0],  # right place, wrong class
+                          [50.0, 50.0, 70.0, 70.0]])  # right class, IoU 0.25
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    labels = torch.tensor([0, 0, 0, 0])
+    true_positive, found = greedy_match(boxes, scores, labels, target)
+    assert true_positive.tolist() == [True, False, False, False]
+    assert found.tolist() == [True, False, False]
+    true_positive, found = greedy_match(boxes, scores, labels, target, iou_threshold=0.2)
+    assert true_positive.tolist() == [True, False, False, True] and found.tolist() == [True, False, True]
+    empty = greedy_match(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long), target)
+    assert empty[0].numel() == 0 and not empty[1].any()
+
+
+def test_draw_thresholds_counts_and_monotone_knobs(model, val_set):
+    for image_index in (0, 2):
+        num_objects = len(val_set[image_index][1]["boxes"])
+        previous = None
+        for score in (0.05, 0.3, 0.6, 0.9):
+            result = draw_thresholds(score, 0.5, image_index, model=model, dataset=val_set)
+            plt.close("all")
+            assert result["true_positives"] + result["false_positives"] == result["detections"] <= result["candidates"]
+            assert result["true_positives"] + result["missed"] == num_objects
+            if previous is not None:  # a higher score threshold never adds candidates or detections
+                assert result["candidates"] <= previous["candidates"]
+                assert result["detections"] <= previous["detections"]
+            previous = result
+        no_nms = draw_thresholds(0.05, 1.0, image_index, model=model, dataset=val_set)
+        strict = draw_thresholds(0.05, 0.3, image_index, model=model, dataset=val_set)
+        plt.close("all")
+        assert no_nms["detections"] == min(no_nms["candidates"], model.config.max_detections)
+        assert strict["detections"] <= no_nms["detections"]
+    default = draw_thresholds(0.05, 0.5, 0, model=model, dataset=val_set)
+    plt.close("all")
+    assert default["detections"] < default["candidates"], "NMS removes the duplicates of image 0"
+
+
+def test_draw_pr_curve_agrees_with_evaluate(predictions):
+    outputs, targets = predictions
+    metrics = evaluate(outputs, targets, num_classes=3)
+    results = [draw_pr_curve(0.5, label, predictions=outputs, targets=targets) for label in range(3)]
+    plt.close("all")
+    assert abs(sum(r["ap"] for r in results) / 3 - metrics["map_50"]) < 1e-9
+    assert abs(sum(sum(r["ap_per_threshold"]) / 10 for r in results) / 3 - metrics["map"]) < 1e-9
+    strict = draw_pr_curve(0.9, 0, predictions=outputs, targets=targets)
+    plt.close("all")
+    assert strict["ap"] == pytest.approx(results[0]["ap_per_threshold"][8])
+    assert strict["ap"] <= results[0]["ap"] and 0 <= strict["final_recall"] <= results[0]["final_recall"] <= 1
+
+
+def test_explorers_redraw_when_a_control_changes(model, val_set, predictions):
+    explorer = thresholds_explorer(model, val_set)
+    before = explorer.result
+    explorer.children[0].value = 0.9  # score threshold
+    assert explorer.result["candidates"] < before["candidates"]
+    explorer.children[2].value = 3  # another image
+    assert explorer.result != before
+
+    outputs, targets = predictions
+    explorer = pr_explorer(outputs, targets)
+    at_half = explorer.result["ap"]
+    explorer.children[0].value = 0.9  # IoU threshold
+    assert explorer.result["ap"] < at_half
+    plt.close("all")
