@@ -38,9 +38,10 @@ def focal_loss(
     """
     targets = targets.to(logits.dtype)
     cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # −log(p_t)
-    p = torch.sigmoid(logits)
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = cross_entropy * (1 - p_t) ** gamma
+    # (1 − p_t)^γ as exp(γ · log σ(−x_t)) with x_t = ±logit: computing 1 − p_t directly rounds to 0
+    # for a confident logit, and t^γ with γ < 1 has an infinite slope at 0 (NaN gradients).
+    signed_logits = logits * (2 * targets - 1)
+    loss = cross_entropy * torch.exp(gamma * F.logsigmoid(-signed_logits))
     if alpha >= 0:
         alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
         loss = alpha_t * loss

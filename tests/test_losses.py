@@ -58,3 +58,12 @@ def test_giou_loss_values():
     assert giou_loss(box, box).item() == pytest.approx(0.0, abs=1e-6)
     far = torch.tensor([[20.0, 0, 30, 10]])  # disjoint: IoU 0, enclosing 30×10, union 200
     assert giou_loss(box, far).item() == pytest.approx(1 + 100 / 300, rel=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.5, 2.0])
+def test_focal_loss_gradient_is_finite_for_confident_logits(gamma):
+    # 1 - p_t underflows to 0 for |logit| ≈ 17+; a naive (1 - p_t) ** gamma then gives NaN gradients for gamma < 1
+    logits = torch.tensor([-40.0, -20.0, 20.0, 40.0], requires_grad=True)
+    targets = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    focal_loss(logits, targets, 0.25, gamma).sum().backward()
+    assert torch.isfinite(logits.grad).all(), logits.grad
