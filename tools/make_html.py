@@ -120,7 +120,7 @@ def title_and_summary(notebook: nbformat.NotebookNode, fallback: str) -> tuple[s
                     if line.startswith("#"):
                         break
                     paragraph.append(line.strip())
-                summary = re.sub(r"[*_`]|\$", "", " ".join(paragraph))
+                summary = re.sub(r"[*`$]", "", " ".join(paragraph))
                 return lines[0][2:].strip(), summary[:300] + ("…" if len(summary) > 300 else "")
     return fallback, ""
 
