@@ -36,7 +36,10 @@ class ResNetFeatures(nn.Module):
         """
         state = torch.load(path, map_location="cpu", weights_only=True)
         renamed = {_our_key(k): v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = self.load_state_dict(renamed, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(renamed, strict=False)
+        except RuntimeError as error:  # same names, other shapes: e.g. a ResNet-18 file for a ResNet-50
+            raise ValueError(f"{path} does not fit this backbone: {str(error).splitlines()[-1].strip()}") from None
         if missing or unexpected:
             raise ValueError(f"{path} does not fit this backbone: missing {missing[:5]}, unexpected {unexpected[:5]}")
 

@@ -720,7 +720,7 @@ from .viz import CLASS_COLOURS, draw_boxes, show_image  # noqa: E402
 
 @torch.no_grad()
 def detection_candidates(model: Any, image: Tensor, score_thresh: float = 0.05) -> tuple[Tensor, Tensor, Tensor]:
-    """The detector's candidates for one image ``[3, H, W]`` *before* NMS.
+    """The candidates of ``model`` (a RetinaNet in eval mode) for one image ``[3, H, W]``, *before* NMS.
 
     Every (anchor, class) pair whose probability is above ``score_thresh``, at most
     ``model.config.topk_candidates`` per pyramid level, decoded and clipped to the image. Returns

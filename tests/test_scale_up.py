@@ -113,6 +113,8 @@ def test_pretrained_backbone_is_loaded_from_a_local_file(tmp_path):
     torch.save(resnet34(weights=None).state_dict(), tmp_path / "r34.pt")
     with pytest.raises(ValueError, match="does not fit this backbone"):
         model.backbone.load_pretrained(tmp_path / "r34.pt")
+    with pytest.raises(ValueError, match="does not fit this backbone"):  # same key names, other shapes
+        RetinaNet.from_preset("paper").backbone.load_pretrained(tmp_path / "r18.pt")
 
 
 def test_gpu_presets_build_and_run_a_step_on_cpu(tmp_path):

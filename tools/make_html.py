@@ -134,8 +134,11 @@ def execute(notebook: nbformat.NotebookNode, workdir: Path, timeout: int) -> str
         client.execute()
     except CellExecutionError as exc:  # a cell raised: its traceback is in the page
         error = f"{exc.ename}: {exc.evalue}"
-    except (DeadKernelError, CellTimeoutError) as exc:  # the kernel died or a cell ran too long
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    except Exception as exc:  # the kernel died (nbclient may then also fail to clean up), a cell timed out, …
+        if isinstance(exc.__context__, (DeadKernelError, CellTimeoutError)):
+            exc = exc.__context__
+        message = str(exc).strip().splitlines()
+        error = f"{type(exc).__name__}: {message[0] if message else ''}"
     freeze_widgets(notebook, client.widget_state)
     return error
 
