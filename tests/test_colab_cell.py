@@ -105,5 +105,5 @@ os.chdir = lambda path: calls.append(["cd", path])
     calls = json.loads(run(kernel, "import json; print(json.dumps(calls))"))
     clone, install, cd = calls
     assert clone[:2] == ["git", "clone"] and colab_cell.REPOSITORY_URL in clone
-    assert install[1:4] == ["-m", "pip", "install"] and install[-1] == clone[-1]
+    assert install[1:4] == ["-m", "pip", "install"] and install[-1] == clone[-1] + "[lessons]"
     assert cd == ["cd", clone[-1] + "/notebooks"]

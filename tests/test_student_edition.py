@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -70,15 +69,16 @@ def student_dir(tmp_path_factory) -> Path:
     """A freshly generated student edition (in a temporary folder, not build/)."""
     out = tmp_path_factory.mktemp("course") / "student"
     load_tool("make_student_edition").make_student_edition(NOTEBOOKS, out)
-    # Lessons 08–10 start with load_or_train(): it loads checkpoints/shapes-cpu.pt (written by lesson
-    # 07) or trains the model once (a few minutes). Reuse a model trained in notebooks/ if there is one.
-    if (NOTEBOOKS / "checkpoints").is_dir():
-        shutil.copytree(NOTEBOOKS / "checkpoints", out / "checkpoints")
     return out
 
 
-def test_every_lesson_is_in_the_student_edition(student_dir):
+def test_every_lesson_and_file_is_in_the_student_edition(student_dir):
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
+    # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–11 load (load_or_train)
+    assets = [p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file() and p.suffix != ".ipynb"
+              and not {".ipynb_checkpoints", "__pycache__"} & set(p.parts)]
+    missing = [str(a) for a in assets if not (student_dir / a).is_file()]
+    assert not missing, f"not copied into the student edition: {missing}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)

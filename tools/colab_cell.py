@@ -6,7 +6,8 @@
 Colab opens a single notebook straight from GitHub, without the rest of the repository and without
 ``retinanet_lite``. The cell below (the same in every lesson) notices that it runs on Colab
 (``google.colab`` is imported there before any user code), clones the repository, pip-installs the
-course's package with its pinned dependencies, and moves into ``notebooks/`` so that relative paths
+course's package with its pinned dependencies (and the ``lessons`` extra: what the lessons import
+beyond the package's own dependencies), and moves into ``notebooks/`` so that relative paths
 (the lesson 07 checkpoint) work as they do locally. Anywhere else — ``make lab``, Binder, nbval —
 it does nothing at all.
 
@@ -43,7 +44,7 @@ if "google.colab" in sys.modules:
         subprocess.run(["git", "clone", "--depth", "1", "--branch", "{BRANCH}",
                         "{REPOSITORY_URL}", course], check=True)
     # a regular (not editable) install is importable at once, without restarting the runtime
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", course], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", course + "[lessons]"], check=True)
     importlib.invalidate_caches()
     os.chdir(os.path.join(course, "notebooks"))'''
 

@@ -39,7 +39,7 @@ OUT = ROOT / "build" / "html"
 WORKDIR = ROOT / "build" / "run"
 CELL_TIMEOUT = 3600  # seconds per cell: lessons 07–09 train detectors on a CPU
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-GENERATED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "checkpoints", "*.pt", "*.pyc")
+CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
 
 
 # ------------------------------------------------------------------------------------ widgets
@@ -165,10 +165,10 @@ def render_course(lessons: list[Path], out: Path, workdir: Path = WORKDIR, timeo
     """Execute ``lessons`` (cwd ``workdir``) and render them into ``out``; write ``out/index.html``.
     Returns the names of the lessons that failed."""
     out.mkdir(parents=True, exist_ok=True)
-    # the files the lessons may read (data, images), without the notebooks; checkpoints already
-    # trained there by an earlier run are kept (load_or_train checks that they fit the preset)
+    # the files the lessons may read (data, images, checkpoints/), without the notebooks; lesson 07
+    # trains its model again and saves it there, where lessons 08–11 load it
     shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True,
-                    ignore=lambda d, names: {*GENERATED(d, names), *(n for n in names if n.endswith(".ipynb"))})
+                    ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
     exporter = HTMLExporter(template_name="lab")
     items, failed = {}, []
     for path in lessons:

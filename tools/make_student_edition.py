@@ -20,7 +20,8 @@ so the exercise's check cell fails loudly until the student writes the code. The
 by nbgrader's own ``ClearSolutions`` preprocessor (the one ``nbgrader generate_assignment`` uses);
 outputs are cleared too, so no printed result gives a solution away. Everything else — markdown,
 other code, cell tags and ids — is copied unchanged, and so is every other file in the notebooks
-folder that a lesson may read (data, images), except generated ones (trained checkpoints, caches).
+folder that a lesson may read (data, images, the trained model in checkpoints/ that lessons 08–11
+load), except caches.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ from nbgrader.preprocessors import ClearSolutions
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "notebooks"
 OUT = ROOT / "build" / "student"
-#: Files of the notebooks folder that are generated while the lessons run, not part of the course.
-GENERATED = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "checkpoints", "*.pt", "*.pyc")
+#: Caches that Jupyter and Python leave in the notebooks folder: not part of the course.
+CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
 
 
 def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -56,8 +57,8 @@ def make_student_edition(source: Path = SOURCE, out: Path = OUT) -> list[Path]:
     source, out = Path(source), Path(out)
     if out.exists():
         shutil.rmtree(out)
-    # everything except notebooks and generated files, with the folder structure
-    shutil.copytree(source, out, ignore=lambda d, names: {*GENERATED(d, names), *(n for n in names if n.endswith(".ipynb"))})
+    # everything except the notebooks (written below) and caches, with the folder structure
+    shutil.copytree(source, out, ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
     written = []
     for path in sorted(source.glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
