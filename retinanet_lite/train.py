@@ -295,7 +295,8 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
         if out_of_time:
             break
     history["train_seconds"].append(time.perf_counter() - started)
-    if rank == 0 and val_set is not None:
+    evaluated_last_step = bool(history["eval"]) and history["eval"][-1]["step"] == len(history["step"])
+    if rank == 0 and val_set is not None and not evaluated_last_step:
         history["eval"].append({"step": len(history["step"]), **evaluate_model(model, val_set, recipe.eval_batch_size)})
     if save:
         report(save_checkpoint(Path(out) / "model.pt", model, history, training_state()), progress)
