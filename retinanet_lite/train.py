@@ -256,8 +256,12 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
     batches = endless_batches(train_set, recipe.batch_size // world_size, seed, first_step, rank, world_size,
                               recipe.num_workers)
     save = out is not None and rank == 0
-    training_state = lambda: {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),  # noqa: E731
-                              "generator": generator.get_state(), "train_config": dataclasses.asdict(recipe)}
+
+    def training_state() -> dict[str, Any]:
+        """What a checkpoint needs besides the model to resume exactly here."""
+        return {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "generator": generator.get_state(), "train_config": dataclasses.asdict(recipe)}
+
     model.train()
     started = time.perf_counter()
     bar = tqdm(range(first_step, recipe.steps), initial=first_step, total=recipe.steps, desc="training",
