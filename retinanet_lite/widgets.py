@@ -12,10 +12,29 @@ built and again whenever a control's value changes.
 """
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from torch import Tensor
+
+from . import classical
+from .anchors import PAPER_RATIOS, PAPER_SCALES, anchors_per_level, grid_size, level_anchors, make_anchors
+from .boxes import box_iou, class_wise_nms, clip_boxes, cxcywh_to_xyxy, decode_boxes, intersection_union
+from .config import PRESETS, RetinaNetConfig, preset_config
+from .data import CLASS_NAMES, VAL_SEED_OFFSET, ShapesDataset
+from .heads import prior_bias
+from .losses import focal_loss
+from .matching import IGNORE, match_anchors
+from .metrics import AREA_RANGES, IOU_THRESHOLDS, RECALL_POINTS, match_image, precision_recall
+from .train import TRAIN_PRESETS, lr_factor
+from .viz import CLASS_COLOURS, draw_boxes, show_image
 
 
 def explore(draw: Callable[..., Any], **controls: Any) -> widgets.interactive:
@@ -34,15 +53,10 @@ def explore(draw: Callable[..., Any], **controls: Any) -> widgets.interactive:
 
 
 # ------------------------------------------------------------------------------------ lessons
-# Explorers are added below, one section per lesson, in lesson order.
+# One section per lesson, in lesson order.
 
 
 # ---- lesson 01: boxes and IoU
-import torch  # noqa: E402  (imports of this section)
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from .boxes import box_iou, cxcywh_to_xyxy, decode_boxes, intersection_union  # noqa: E402
-
 #: The fixed box of the IoU explorer, xyxy pixels.
 IOU_REFERENCE = (40.0, 40.0, 90.0, 80.0)
 
@@ -141,17 +155,6 @@ def deltas_explorer() -> widgets.interactive:
 
 
 # ---- lesson 02: anchors
-import functools  # noqa: E402  (imports of this section)
-
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from .anchors import PAPER_RATIOS, PAPER_SCALES, grid_size, level_anchors, make_anchors  # noqa: E402
-from .boxes import box_iou  # noqa: E402
-from .config import preset_config  # noqa: E402
-from .data import ShapesDataset  # noqa: E402
-from .viz import draw_boxes, show_image  # noqa: E402
-
 #: Scale sets offered by the anchor explorers (multiples of a level's base size).
 SCALE_SETS = {"2^0, 2^(1/3), 2^(2/3) (paper)": PAPER_SCALES, "1 only": (1.0,), "1, 2": (1.0, 2.0)}
 #: Ratio sets (height / width) offered by the anchor explorers.
@@ -271,14 +274,6 @@ def coverage_explorer(num_images: int = 300) -> widgets.interactive:
 
 
 # ---- lesson 04: the prior-probability bias
-import math  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .heads import prior_bias  # noqa: E402
-from .losses import focal_loss  # noqa: E402
-
 #: The prior explorer's default setting: the anchors of an 800×800 image with the paper's anchors
 #: (P3–P7, A = 9: 120 087 anchors) and COCO's 80 classes.
 PAPER_ANCHORS_800 = 120_087
@@ -362,15 +357,6 @@ def prior_explorer() -> widgets.interactive:
 
 
 # ---- lesson 05: matching anchors to ground truth
-from matplotlib.lines import Line2D  # noqa: E402
-
-from .anchors import make_anchors  # noqa: E402
-from .boxes import box_iou  # noqa: E402
-from .config import preset_config  # noqa: E402
-from .data import ShapesDataset  # noqa: E402
-from .matching import IGNORE, match_anchors  # noqa: E402
-from .viz import CLASS_COLOURS, draw_boxes, show_image  # noqa: E402
-
 #: The matching explorer shows images 0 … MATCHING_IMAGES − 1 of ``ShapesDataset(…, 128, seed=0)``.
 MATCHING_IMAGES = 64
 
@@ -441,47 +427,7 @@ def matching_explorer() -> widgets.interactive:
     )
 
 
-# ---- lesson 07: training
-from .train import TRAIN_PRESETS, lr_factor  # noqa: E402
-
-
-def draw_schedule(peak_lr: float = TRAIN_PRESETS["shapes-cpu"].lr,
-                  warmup_steps: int = TRAIN_PRESETS["shapes-cpu"].warmup_steps,
-                  steps: int = TRAIN_PRESETS["shapes-cpu"].steps) -> dict[str, float]:
-    """Plot the learning rate of every step: linear warm-up to ``peak_lr``, then cosine decay to 0.
-
-    Returns ``{"lr_at_warmup_end", "lr_at_half", "mean_lr"}`` — the last is what the whole run
-    "spends": lowering it trains less far, raising it risks the instability warm-up is there to avoid.
-    """
-    lrs = [peak_lr * lr_factor(step, warmup_steps, steps) for step in range(steps)]
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.plot(range(steps), lrs, color="tab:blue")
-    ax.axvspan(0, min(warmup_steps, steps), color="tab:orange", alpha=0.15, label="warm-up")
-    ax.set(xlabel="step", ylabel="learning rate", title=f"peak {peak_lr:.1e}, warm-up {warmup_steps}, {steps} steps")
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    return {"lr_at_warmup_end": lrs[min(warmup_steps, steps - 1)], "lr_at_half": lrs[steps // 2],
-            "mean_lr": sum(lrs) / steps}
-
-
-def schedule_explorer() -> widgets.interactive:
-    """Sliders for the peak learning rate, the warm-up length and the number of steps."""
-    recipe = TRAIN_PRESETS["shapes-cpu"]
-    return explore(
-        draw_schedule,
-        peak_lr=widgets.FloatLogSlider(value=recipe.lr, base=10, min=-5, max=-1, step=0.1, description="peak lr",
-                                       readout_format=".1e"),
-        warmup_steps=widgets.IntSlider(value=recipe.warmup_steps, min=0, max=1000, step=10, description="warm-up"),
-        steps=widgets.IntSlider(value=recipe.steps, min=100, max=5000, step=100, description="steps"),
-    )
-
-
 # ---- lesson 06: focal loss
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .losses import focal_loss  # noqa: E402
-
 #: A negative anchor counts as "easy" once the model gives it p_t above this.
 EASY_P_T = 0.9
 
@@ -602,122 +548,39 @@ def focal_loss_explorer() -> widgets.interactive:
     )
 
 
-# ---- lesson 10: the classical baseline
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# ---- lesson 07: training
+def draw_schedule(peak_lr: float = TRAIN_PRESETS["shapes-cpu"].lr,
+                  warmup_steps: int = TRAIN_PRESETS["shapes-cpu"].warmup_steps,
+                  steps: int = TRAIN_PRESETS["shapes-cpu"].steps) -> dict[str, float]:
+    """Plot the learning rate of every step: linear warm-up to ``peak_lr``, then cosine decay to 0.
 
-from . import classical  # noqa: E402
-from .boxes import box_iou  # noqa: E402
-from .data import VAL_SEED_OFFSET, ShapesDataset  # noqa: E402
-from .viz import draw_boxes, show_image  # noqa: E402
-
-#: The classical explorer shows images 0 … CLASSICAL_IMAGES − 1 of the shapes validation split.
-CLASSICAL_IMAGES = 64
-
-
-def degrade(image: torch.Tensor, contrast: float = 1.0, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
-    """A harder copy of a ``[3, H, W]`` image: colours pulled towards the image's mean colour
-    (``contrast`` 1 keeps them, 0 makes the image flat), then Gaussian noise of std ``noise`` (seeded)."""
-    mean = image.mean(dim=(1, 2), keepdim=True)
-    noisy = image - (1 - contrast) * (image - mean)
-    if noise > 0:
-        noisy = noisy + noise * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
-    return noisy.clamp(0, 1)
-
-
-def signed_log_image(log: torch.Tensor) -> torch.Tensor:
-    """``[C, H, W]`` LoG → ``[H, W]``: at every pixel, the value of the channel where it is largest in size."""
-    strongest = log.abs().argmax(dim=0, keepdim=True)
-    return log.gather(0, strongest)[0]
-
-
-def colour_components(labels: torch.Tensor) -> np.ndarray:
-    """``[H, W]`` component labels (0 = background) → ``[H, W, 3]`` RGB: black background, a colour per blob."""
-    palette = np.asarray(plt.get_cmap("tab20").colors)
-    image = np.zeros((*labels.shape, 3))
-    on = labels.numpy() > 0
-    image[on] = palette[(labels.numpy()[on] - 1) % len(palette)]
-    return image
-
-
-def draw_classical_stages(image_index: int = 0, sigma: float = 1.0, threshold: float = 0.1, kernel_size: int = 3,
-                          contrast: float = 1.0, noise: float = 0.0) -> dict[str, float]:
-    """Every stage of :mod:`retinanet_lite.classical` on one shapes validation image, in six panels.
-
-    The image (optionally :func:`degrade`-d), its blur, the signed LoG (red: positive, the dark side
-    of an edge; blue: negative), the zero-crossing edges with the pixels the closing adds (orange),
-    the connected components, and the boxes of :func:`classical.detect` (solid) with the ground
-    truth (dashed white).
-
-    Returns ``{"edge_pixels", "closing_added", "components", "boxes", "objects", "found", "mean_best_iou"}``:
-    ``found`` counts objects with a box at IoU ≥ 0.5; ``mean_best_iou`` averages each object's best IoU.
+    Returns ``{"lr_at_warmup_end", "lr_at_half", "mean_lr"}`` — the last is what the whole run
+    "spends": lowering it trains less far, raising it risks the instability warm-up is there to avoid.
     """
-    image, target = ShapesDataset(CLASSICAL_IMAGES, 128, seed=VAL_SEED_OFFSET)[image_index]
-    image = degrade(image, contrast, noise)
-    log = classical.laplacian_of_gaussian(image, sigma)
-    edges = classical.zero_crossings(log, threshold)
-    closed = classical.closing(edges, kernel_size)
-    labels = classical.connected_components(closed)
-    detections = classical.detect(image, sigma, threshold, kernel_size)
-    best_iou = (box_iou(target["boxes"], detections["boxes"]).max(dim=1).values
-                if len(detections["boxes"]) else torch.zeros(len(target["boxes"])))
-    numbers = {"edge_pixels": int(edges.sum()), "closing_added": int((closed & ~edges).sum()),
-               "components": int(labels.max()), "boxes": len(detections["boxes"]), "objects": len(target["boxes"]),
-               "found": int((best_iou >= 0.5).sum()), "mean_best_iou": float(best_iou.mean()) if len(best_iou) else 0.0}
-
-    fig, axes = plt.subplots(2, 3, figsize=(12, 8.4))
-    show_image(image, axes[0, 0], f"1. image {image_index} (contrast {contrast:g}, noise {noise:g})")
-    draw_boxes(axes[0, 0], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
-    show_image(classical.gaussian_blur(image, sigma), axes[0, 1], f"2. Gaussian blur, σ = {sigma:g}")
-    shown = axes[0, 2].imshow(signed_log_image(log).numpy(), cmap="RdBu_r", vmin=-0.15, vmax=0.15)
-    fig.colorbar(shown, ax=axes[0, 2], fraction=0.046, pad=0.03)
-    axes[0, 2].set_title("3. σ²·Laplacian of the blur (strongest channel)", fontsize=9)
-    overlay = np.zeros((*edges.shape, 3))
-    overlay[closed.numpy()] = (1.0, 0.55, 0.0)
-    overlay[edges.numpy()] = (1.0, 1.0, 1.0)
-    axes[1, 0].imshow(overlay)
-    axes[1, 0].set_title(f"4. zero crossings > {threshold:g} (white);\nclosing, k = {kernel_size}, adds "
-                         f"{numbers['closing_added']} px (orange)", fontsize=9)
-    axes[1, 1].imshow(colour_components(labels))
-    axes[1, 1].set_title(f"5. connected components: {numbers['components']}", fontsize=9)
-    show_image(image, axes[1, 2], f"6. boxes: {numbers['found']} of {numbers['objects']} objects found (IoU ≥ 0.5)")
-    draw_boxes(axes[1, 2], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
-    draw_boxes(axes[1, 2], detections["boxes"], colour="yellow", linewidth=1.5)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    lrs = [peak_lr * lr_factor(step, warmup_steps, steps) for step in range(steps)]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(range(steps), lrs, color="tab:blue")
+    ax.axvspan(0, min(warmup_steps, steps), color="tab:orange", alpha=0.15, label="warm-up")
+    ax.set(xlabel="step", ylabel="learning rate", title=f"peak {peak_lr:.1e}, warm-up {warmup_steps}, {steps} steps")
+    ax.legend(loc="upper right")
     fig.tight_layout()
-    return numbers
+    return {"lr_at_warmup_end": lrs[min(warmup_steps, steps - 1)], "lr_at_half": lrs[steps // 2],
+            "mean_lr": sum(lrs) / steps}
 
 
-def classical_explorer() -> widgets.interactive:
-    """Sliders for σ, threshold, closing kernel, image, contrast and noise, driving :func:`draw_classical_stages`."""
+def schedule_explorer() -> widgets.interactive:
+    """Sliders for the peak learning rate, the warm-up length and the number of steps."""
+    recipe = TRAIN_PRESETS["shapes-cpu"]
     return explore(
-        draw_classical_stages,
-        image_index=widgets.IntSlider(value=0, min=0, max=CLASSICAL_IMAGES - 1, description="image"),
-        sigma=widgets.FloatSlider(value=1.0, min=0.5, max=4.0, step=0.25, description="blur σ"),
-        threshold=widgets.FloatSlider(value=0.1, min=0.0, max=0.3, step=0.01, description="threshold"),
-        kernel_size=widgets.IntSlider(value=3, min=1, max=9, step=2, description="closing k"),
-        contrast=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="contrast"),
-        noise=widgets.FloatSlider(value=0.0, min=0.0, max=0.3, step=0.02, description="noise σ"),
+        draw_schedule,
+        peak_lr=widgets.FloatLogSlider(value=recipe.lr, base=10, min=-5, max=-1, step=0.1, description="peak lr",
+                                       readout_format=".1e"),
+        warmup_steps=widgets.IntSlider(value=recipe.warmup_steps, min=0, max=1000, step=10, description="warm-up"),
+        steps=widgets.IntSlider(value=recipe.steps, min=100, max=5000, step=100, description="steps"),
     )
 
 
 # ---- lesson 08: inference and mAP
-import functools  # noqa: E402  (imports of this section)
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from .anchors import anchors_per_level  # noqa: E402
-from .boxes import box_iou, class_wise_nms, clip_boxes, decode_boxes  # noqa: E402
-from .data import CLASS_NAMES, VAL_SEED_OFFSET, ShapesDataset  # noqa: E402
-from .metrics import AREA_RANGES, IOU_THRESHOLDS, RECALL_POINTS, match_image, precision_recall  # noqa: E402
-from .viz import CLASS_COLOURS, draw_boxes, show_image  # noqa: E402
-
-
 @torch.no_grad()
 def detection_candidates(model: Any, image: Tensor, score_thresh: float = 0.05) -> tuple[Tensor, Tensor, Tensor]:
     """The candidates of ``model`` (a RetinaNet in eval mode) for one image ``[3, H, W]``, *before* NMS.
@@ -892,18 +755,100 @@ def pr_explorer(predictions: list[dict[str, Tensor]], targets: list[dict[str, Te
     )
 
 
+# ---- lesson 10: the classical baseline
+#: The classical explorer shows images 0 … CLASSICAL_IMAGES − 1 of the shapes validation split.
+CLASSICAL_IMAGES = 64
+
+
+def degrade(image: torch.Tensor, contrast: float = 1.0, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """A harder copy of a ``[3, H, W]`` image: colours pulled towards the image's mean colour
+    (``contrast`` 1 keeps them, 0 makes the image flat), then Gaussian noise of std ``noise`` (seeded)."""
+    mean = image.mean(dim=(1, 2), keepdim=True)
+    noisy = image - (1 - contrast) * (image - mean)
+    if noise > 0:
+        noisy = noisy + noise * torch.randn(image.shape, generator=torch.Generator().manual_seed(seed))
+    return noisy.clamp(0, 1)
+
+
+def signed_log_image(log: torch.Tensor) -> torch.Tensor:
+    """``[C, H, W]`` LoG → ``[H, W]``: at every pixel, the value of the channel where it is largest in size."""
+    strongest = log.abs().argmax(dim=0, keepdim=True)
+    return log.gather(0, strongest)[0]
+
+
+def colour_components(labels: torch.Tensor) -> np.ndarray:
+    """``[H, W]`` component labels (0 = background) → ``[H, W, 3]`` RGB: black background, a colour per blob."""
+    palette = np.asarray(plt.get_cmap("tab20").colors)
+    image = np.zeros((*labels.shape, 3))
+    on = labels.numpy() > 0
+    image[on] = palette[(labels.numpy()[on] - 1) % len(palette)]
+    return image
+
+
+def draw_classical_stages(image_index: int = 0, sigma: float = 1.0, threshold: float = 0.1, kernel_size: int = 3,
+                          contrast: float = 1.0, noise: float = 0.0) -> dict[str, float]:
+    """Every stage of :mod:`retinanet_lite.classical` on one shapes validation image, in six panels.
+
+    The image (optionally :func:`degrade`-d), its blur, the signed LoG (red: positive, the dark side
+    of an edge; blue: negative), the zero-crossing edges with the pixels the closing adds (orange),
+    the connected components, and the boxes of :func:`classical.detect` (solid) with the ground
+    truth (dashed white).
+
+    Returns ``{"edge_pixels", "closing_added", "components", "boxes", "objects", "found", "mean_best_iou"}``:
+    ``found`` counts objects with a box at IoU ≥ 0.5; ``mean_best_iou`` averages each object's best IoU.
+    """
+    image, target = ShapesDataset(CLASSICAL_IMAGES, 128, seed=VAL_SEED_OFFSET)[image_index]
+    image = degrade(image, contrast, noise)
+    log = classical.laplacian_of_gaussian(image, sigma)
+    edges = classical.zero_crossings(log, threshold)
+    closed = classical.closing(edges, kernel_size)
+    labels = classical.connected_components(closed)
+    detections = classical.detect(image, sigma, threshold, kernel_size)
+    best_iou = (box_iou(target["boxes"], detections["boxes"]).max(dim=1).values
+                if len(detections["boxes"]) else torch.zeros(len(target["boxes"])))
+    numbers = {"edge_pixels": int(edges.sum()), "closing_added": int((closed & ~edges).sum()),
+               "components": int(labels.max()), "boxes": len(detections["boxes"]), "objects": len(target["boxes"]),
+               "found": int((best_iou >= 0.5).sum()), "mean_best_iou": float(best_iou.mean()) if len(best_iou) else 0.0}
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8.4))
+    show_image(image, axes[0, 0], f"1. image {image_index} (contrast {contrast:g}, noise {noise:g})")
+    draw_boxes(axes[0, 0], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    show_image(classical.gaussian_blur(image, sigma), axes[0, 1], f"2. Gaussian blur, σ = {sigma:g}")
+    shown = axes[0, 2].imshow(signed_log_image(log).numpy(), cmap="RdBu_r", vmin=-0.15, vmax=0.15)
+    fig.colorbar(shown, ax=axes[0, 2], fraction=0.046, pad=0.03)
+    axes[0, 2].set_title("3. σ²·Laplacian of the blur (strongest channel)", fontsize=9)
+    overlay = np.zeros((*edges.shape, 3))
+    overlay[closed.numpy()] = (1.0, 0.55, 0.0)
+    overlay[edges.numpy()] = (1.0, 1.0, 1.0)
+    axes[1, 0].imshow(overlay)
+    axes[1, 0].set_title(f"4. zero crossings > {threshold:g} (white);\nclosing, k = {kernel_size}, adds "
+                         f"{numbers['closing_added']} px (orange)", fontsize=9)
+    axes[1, 1].imshow(colour_components(labels))
+    axes[1, 1].set_title(f"5. connected components: {numbers['components']}", fontsize=9)
+    show_image(image, axes[1, 2], f"6. boxes: {numbers['found']} of {numbers['objects']} objects found (IoU ≥ 0.5)")
+    draw_boxes(axes[1, 2], target["boxes"], colour="white", linestyle="--", linewidth=1.0)
+    draw_boxes(axes[1, 2], detections["boxes"], colour="yellow", linewidth=1.5)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return numbers
+
+
+def classical_explorer() -> widgets.interactive:
+    """Sliders for σ, threshold, closing kernel, image, contrast and noise, driving :func:`draw_classical_stages`."""
+    return explore(
+        draw_classical_stages,
+        image_index=widgets.IntSlider(value=0, min=0, max=CLASSICAL_IMAGES - 1, description="image"),
+        sigma=widgets.FloatSlider(value=1.0, min=0.5, max=4.0, step=0.25, description="blur σ"),
+        threshold=widgets.FloatSlider(value=0.1, min=0.0, max=0.3, step=0.01, description="threshold"),
+        kernel_size=widgets.IntSlider(value=3, min=1, max=9, step=2, description="closing k"),
+        contrast=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="contrast"),
+        noise=widgets.FloatSlider(value=0.0, min=0.0, max=0.3, step=0.02, description="noise σ"),
+    )
+
+
 # ---- lesson 11: what next (fitting a preset to your own data)
-import functools  # noqa: E402  (imports of this section)
-import math  # noqa: E402
-
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from .anchors import make_anchors  # noqa: E402
-from .boxes import box_iou  # noqa: E402
-from .config import PRESETS, RetinaNetConfig, preset_config  # noqa: E402
-
-
 def input_scale(config: RetinaNetConfig, height: int, width: int) -> float:
     """The factor by which a model with ``config`` resizes an image of ``height`` × ``width``.
 

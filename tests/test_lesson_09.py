@@ -28,3 +28,36 @@ def normalised_cdf(losses):
 def test_cdf_check_catches_a_wrong_cdf(wrong):
     with pytest.raises(CellExecutionError, match="AssertionError"):
         run_lesson("09_focal_loss_experiments.ipynb", replace={"impl-cdf": wrong}, stop_after="check-cdf")
+
+
+def fake_grid(ap_of) -> str:
+    """A grid cell that fills ``results`` from ``ap_of(gamma, alpha)`` instead of training."""
+    return f'''
+STEPS = 250
+GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
+ALPHAS = [0.25, 0.5, 0.75]
+results = {{(g, a): {{"map": ({ap_of})(g, a), "map_50": 0.9}} for g in GAMMAS for a in ALPHAS}}
+'''
+
+
+# Each fake grid breaks exactly one of the paper's trends that the check cell asserts
+# (value: the AP of (gamma, alpha), and a phrase of the assertion message that must fire).
+WRONG_GRIDS = {
+    "plain-ce-best": ("lambda g, a: 0.7 if g == 0 else 0.6 - 0.05 * g", "beat the best α-balanced"),
+    "large-alpha-best": ("lambda g, a: (0.5 if g == 0 else 0.55 if g < 5 else 0.1) + 0.1 * a", "should beat α = 0.75"),
+    "gamma5-fine": ("lambda g, a: (0.65 if g == 0.5 else 0.6) - 0.1 * a", "γ = 5 focuses too much"),
+}
+
+
+@pytest.mark.parametrize("ap_of, message", WRONG_GRIDS.values(), ids=WRONG_GRIDS.keys())
+def test_grid_check_catches_a_grid_without_the_papers_trends(ap_of, message):
+    with pytest.raises(CellExecutionError, match=message):
+        run_lesson("09_focal_loss_experiments.ipynb", replace={"grid": fake_grid(ap_of)}, stop_after="check-grid")
+
+
+def test_grid_check_accepts_the_measured_trends():
+    measured = ("lambda g, a: {(0.0, 0.25): 0.505, (0.0, 0.5): 0.578, (0.0, 0.75): 0.562, (0.5, 0.25): 0.637, "
+                "(0.5, 0.5): 0.628, (0.5, 0.75): 0.540, (1.0, 0.25): 0.626, (1.0, 0.5): 0.571, (1.0, 0.75): 0.452, "
+                "(2.0, 0.25): 0.525, (2.0, 0.5): 0.435, (2.0, 0.75): 0.323, (5.0, 0.25): 0.268, (5.0, 0.5): 0.240, "
+                "(5.0, 0.75): 0.234}[g, a]")
+    run_lesson("09_focal_loss_experiments.ipynb", replace={"grid": fake_grid(measured)}, stop_after="check-grid")
