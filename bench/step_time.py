@@ -5,7 +5,12 @@ box loss, batch of 16 shapes images at 128×128, and the same SGD optimiser. Ste
 are interleaved (A, B, A, B, …) so that both see the same machine load; the script prints the
 medians and the ratio torchvision / ours (> 1 means ours is faster).
 
-    .venv/bin/python bench/step_time.py [--steps 30] [--batch 16]
+With ``--profile`` it also splits each model's training step (``torch.profiler``, CPU time of the
+main thread) into convolutions — forward and backward, the same layers in both models — and
+everything else, and prints the fastest step ours could reach if everything but the convolutions
+cost nothing: an upper bound on the ratio for an identical architecture.
+
+    .venv/bin/python bench/step_time.py [--steps 30] [--batch 16] [--profile]
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import statistics
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from common import torchvision_retinanet
 from retinanet_lite.config import preset_config
@@ -40,6 +46,20 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images:
     return time.perf_counter() - started
 
 
+def conv_share(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list, steps: int = 8
+               ) -> tuple[float, float]:
+    """(convolution ms, total ms) per training step, from a ``torch.profiler`` trace of ``steps`` steps."""
+    with profile(activities=[ProfilerActivity.CPU]) as trace:
+        started = time.perf_counter()
+        for step in range(steps):
+            images, targets = batches[step % len(batches)]
+            train_step(model, optimizer, list(images), list(targets))
+        total = (time.perf_counter() - started) / steps
+    conv_us = sum(event.self_cpu_time_total for event in trace.key_averages()
+                  if "convolution" in event.key or "conv2d" in event.key or event.key.startswith("aten::mkldnn_conv"))
+    return conv_us / 1000 / steps, total * 1000
+
+
 @torch.no_grad()
 def inference(model: torch.nn.Module, images: list) -> float:
     """One batched eval-mode forward pass (decode, threshold, top-k, NMS included); returns seconds."""
@@ -52,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per model (after 5 warm-up steps)")
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--profile", action="store_true", help="also split the step into convolutions and the rest")
     args = parser.parse_args()
     data = ShapesDataset(args.batch * 4, IMAGE_SIZE, seed=0)
     batches = [list(zip(*(data[i] for i in range(b * args.batch, (b + 1) * args.batch)))) for b in range(4)]
@@ -82,6 +103,15 @@ def main() -> None:
     for kind, label in (("train", "training step (ms)"), ("infer", "batched inference (ms)")):
         ours, theirs = (statistics.median(times[n][kind]) * 1000 for n in ("ours", "torchvision"))
         print(f"{label:>22} {ours:>10.1f} {theirs:>12.1f} {theirs / ours:>13.2f}x")
+    if args.profile:
+        for model in models.values():
+            model.train()
+        split = {name: conv_share(m, optimizers[name], batches) for name, m in models.items()}
+        print("\nprofiled training step (8 steps each; the profiler slows both down a little):")
+        for name, (conv, total) in split.items():
+            print(f"{name:>12}: {total:6.1f} ms, convolutions {conv:6.1f} ms ({conv / total:.0%}), rest {total - conv:6.1f} ms")
+        best_ratio = split["torchvision"][1] / split["ours"][0]
+        print(f"upper bound on the training-step ratio with identical convolutions: {best_ratio:.2f}x")
 
 
 if __name__ == "__main__":
