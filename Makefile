@@ -11,6 +11,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	bash tools/hide_grader_extensions.sh $(BIN)/jupyter
 	touch $(STAMP)
 
 lab: $(STAMP)

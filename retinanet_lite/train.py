@@ -400,6 +400,14 @@ def distributed_rank_and_size() -> tuple[int, int]:
 LESSON_CHECKPOINT = Path("checkpoints/shapes-cpu.pt")
 
 
+def describe_checkpoint(path: str | Path) -> str:
+    """One line on a saved model: how many steps it was trained and its last held-out AP (if evaluated)."""
+    history = read_checkpoint(path)["history"]
+    evaluations = history.get("eval", [])
+    quality = f", AP@[.5:.95] {evaluations[-1]['map']:.3f} on held-out images" if evaluations else ""
+    return f"loaded {path}: trained for {len(history.get('step', []))} steps{quality}"
+
+
 def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cpu", seed: int = 0,
                   progress: bool = True) -> RetinaNet:
     """The preset's trained model from ``path`` if it is there and matches the preset, else train and save it.
@@ -410,9 +418,12 @@ def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cp
     path = Path(path)
     if path.exists():
         try:
-            return load_checkpoint(path, expected=preset_config(preset))
+            model = load_checkpoint(path, expected=preset_config(preset))
         except ValueError as error:  # made for an older config: train a fresh one
             print(f"retraining: {error}")
+        else:
+            print(describe_checkpoint(path))
+            return model
     model, history = train(preset, seed=seed, progress=progress, out=None)
     save_checkpoint(path, model, history)
     return model.eval()

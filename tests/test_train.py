@@ -4,8 +4,8 @@ import torch
 
 from retinanet_lite.data import ShapesDataset
 from retinanet_lite.model import RetinaNet
-from retinanet_lite.train import (InMemory, TrainConfig, fit, hflip, load_checkpoint, lr_factor, pick_device,
-                                  save_checkpoint, split_overrides, train)
+from retinanet_lite.train import (InMemory, TrainConfig, fit, hflip, load_checkpoint, load_or_train, lr_factor,
+                                  pick_device, save_checkpoint, split_overrides, train)
 
 SMALL = dict(num_train_images=8, num_val_images=8, batch_size=4, warmup_steps=5, eval_batch_size=8, progress=False)
 
@@ -47,6 +47,14 @@ def test_checkpoint_round_trip(tmp_path):
         a, b = model(image)[0], loaded(image)[0]
     torch.testing.assert_close(a["boxes"], b["boxes"])
     torch.testing.assert_close(a["scores"], b["scores"])
+
+
+def test_load_or_train_says_what_it_loaded(tmp_path, capsys):
+    model, history = train("shapes-cpu", steps=3, device="cpu", **SMALL)
+    path = save_checkpoint(tmp_path / "lesson.pt", model, history)
+    loaded = load_or_train(path)
+    assert f"loaded {path}: trained for 3 steps, AP@[.5:.95] {history['eval'][-1]['map']:.3f}" in capsys.readouterr().out
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
 
 
 def test_checkpoint_for_another_config_is_refused(tmp_path):
