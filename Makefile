@@ -32,7 +32,7 @@ data: $(STAMP)
 student: $(STAMP)
 	$(BIN)/python tools/make_student_edition.py
 
-# Run every lesson and render the course as a static website → build/html/index.html (20+ minutes on a CPU).
+# Run every lesson and render the course as a static website → build/html/index.html (about 8 minutes on a quiet 2-core CPU).
 html: $(STAMP)
 	$(BIN)/python tools/make_html.py
 

@@ -1,6 +1,6 @@
 """tools/make_html.py (``make html``) on two tiny lessons: pages with embedded figures, explorers and
 progress bars frozen into static HTML, an index, and a failing lesson reported rather than hidden.
-(The real lessons take 20+ minutes to run; ``make html`` itself is run by hand.)"""
+(The real lessons take about 8 minutes to run; ``make html`` itself is run by hand.)"""
 from __future__ import annotations
 
 import importlib.util
