@@ -10,7 +10,10 @@ main thread) into convolutions — forward and backward, the same layers in both
 everything else, and prints the fastest step ours could reach if everything but the convolutions
 cost nothing: an upper bound on the ratio for an identical architecture.
 
-    .venv/bin/python bench/step_time.py [--steps 30] [--batch 16] [--profile]
+With ``--channels-last`` our model (not torchvision's) runs in channels-last memory format — an
+experiment, not what the lessons use.
+
+    .venv/bin/python bench/step_time.py [--steps 30] [--batch 16] [--profile] [--channels-last]
 """
 from __future__ import annotations
 
@@ -46,18 +49,26 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images:
     return time.perf_counter() - started
 
 
-def conv_share(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list, steps: int = 8
-               ) -> tuple[float, float]:
-    """(convolution ms, total ms) per training step, from a ``torch.profiler`` trace of ``steps`` steps."""
+def is_convolution(op_name: str) -> bool:
+    """Whether a profiler op is convolution work (aten::conv2d, mkldnn_convolution, convolution_backward, …)."""
+    return "conv" in op_name.lower()
+
+
+def profile_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list, steps: int = 8
+                 ) -> tuple[float, float, list[tuple[str, float]]]:
+    """From a ``torch.profiler`` trace of ``steps`` training steps, per step: (convolution ms, total ms,
+    the five costliest other ops as (name, ms))."""
     with profile(activities=[ProfilerActivity.CPU]) as trace:
         started = time.perf_counter()
         for step in range(steps):
             images, targets = batches[step % len(batches)]
             train_step(model, optimizer, list(images), list(targets))
         total = (time.perf_counter() - started) / steps
-    conv_us = sum(event.self_cpu_time_total for event in trace.key_averages()
-                  if "convolution" in event.key or "conv2d" in event.key or event.key.startswith("aten::mkldnn_conv"))
-    return conv_us / 1000 / steps, total * 1000
+    events = trace.key_averages()
+    conv_ms = sum(e.self_cpu_time_total for e in events if is_convolution(e.key)) / 1000 / steps
+    others = sorted(((e.key, e.self_cpu_time_total / 1000 / steps) for e in events if not is_convolution(e.key)),
+                    key=lambda item: -item[1])
+    return conv_ms, total * 1000, others[:5]
 
 
 @torch.no_grad()
@@ -73,10 +84,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per model (after 5 warm-up steps)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--profile", action="store_true", help="also split the step into convolutions and the rest")
+    parser.add_argument("--channels-last", action="store_true", help="run our model in channels-last memory format")
     args = parser.parse_args()
     data = ShapesDataset(args.batch * 4, IMAGE_SIZE, seed=0)
     batches = [list(zip(*(data[i] for i in range(b * args.batch, (b + 1) * args.batch)))) for b in range(4)]
     models = dict(zip(("ours", "torchvision"), same_architecture_pair()))
+    if args.channels_last:
+        models["ours"] = models["ours"].to(memory_format=torch.channels_last)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     assert params["ours"] == params["torchvision"], f"architectures differ: {params}"
     optimizers = {name: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for name, m in models.items()}
@@ -98,7 +112,8 @@ def main() -> None:
             if step >= 3:
                 times[name]["infer"].append(seconds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at "
-          f"{IMAGE_SIZE}×{IMAGE_SIZE}, {args.steps} timed steps each, {params['ours']:,} parameters each")
+          f"{IMAGE_SIZE}×{IMAGE_SIZE}, {args.steps} timed steps each, {params['ours']:,} parameters each"
+          + (", ours in channels-last" if args.channels_last else ""))
     print(f"{'':>22} {'ours':>10} {'torchvision':>12} {'ratio tv/ours':>14}")
     for kind, label in (("train", "training step (ms)"), ("infer", "batched inference (ms)")):
         ours, theirs = (statistics.median(times[n][kind]) * 1000 for n in ("ours", "torchvision"))
@@ -106,10 +121,11 @@ def main() -> None:
     if args.profile:
         for model in models.values():
             model.train()
-        split = {name: conv_share(m, optimizers[name], batches) for name, m in models.items()}
+        split = {name: profile_step(m, optimizers[name], batches) for name, m in models.items()}
         print("\nprofiled training step (8 steps each; the profiler slows both down a little):")
-        for name, (conv, total) in split.items():
+        for name, (conv, total, others) in split.items():
             print(f"{name:>12}: {total:6.1f} ms, convolutions {conv:6.1f} ms ({conv / total:.0%}), rest {total - conv:6.1f} ms")
+            print("              costliest other ops: " + ", ".join(f"{op} {ms:.1f} ms" for op, ms in others))
         best_ratio = split["torchvision"][1] / split["ours"][0]
         print(f"upper bound on the training-step ratio with identical convolutions: {best_ratio:.2f}x")
 

@@ -356,12 +356,17 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", expect
     With ``expected``, a checkpoint made for another config raises a ``ValueError`` naming the
     fields that differ.
     """
-    checkpoint = read_checkpoint(path, device)
+    return model_from_checkpoint(read_checkpoint(path, device), path, device, expected)
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], source: str | Path, device: torch.device | str = "cpu",
+                          expected: RetinaNetConfig | None = None) -> RetinaNet:
+    """The model of a checkpoint already read from ``source`` (see :func:`load_checkpoint`)."""
     config = RetinaNetConfig.from_dict(checkpoint["config"])
     if expected is not None and config != expected:
         theirs, ours = config.to_dict(), expected.to_dict()
         differing = {k: (theirs[k], ours[k]) for k in ours if theirs[k] != ours[k]}
-        raise ValueError(f"{path} was made for another config; differing fields (checkpoint, expected): {differing}")
+        raise ValueError(f"{source} was made for another config; differing fields (checkpoint, expected): {differing}")
     model = RetinaNet(config).to(device)
     model.load_state_dict(checkpoint["model"])
     classes = checkpoint.get("classes", {})
@@ -400,12 +405,11 @@ def distributed_rank_and_size() -> tuple[int, int]:
 LESSON_CHECKPOINT = Path("checkpoints/shapes-cpu.pt")
 
 
-def describe_checkpoint(path: str | Path) -> str:
-    """One line on a saved model: how many steps it was trained and its last held-out AP (if evaluated)."""
-    history = read_checkpoint(path)["history"]
+def training_summary(history: dict[str, list]) -> str:
+    """How long a model was trained and its last held-out AP (if it was evaluated), in a few words."""
     evaluations = history.get("eval", [])
     quality = f", AP@[.5:.95] {evaluations[-1]['map']:.3f} on held-out images" if evaluations else ""
-    return f"loaded {path}: trained for {len(history.get('step', []))} steps{quality}"
+    return f"trained for {len(history.get('step', []))} steps{quality}"
 
 
 def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cpu", seed: int = 0,
@@ -417,12 +421,13 @@ def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cp
     """
     path = Path(path)
     if path.exists():
+        checkpoint = read_checkpoint(path)
         try:
-            model = load_checkpoint(path, expected=preset_config(preset))
+            model = model_from_checkpoint(checkpoint, path, expected=preset_config(preset))
         except ValueError as error:  # made for an older config: train a fresh one
             print(f"retraining: {error}")
         else:
-            print(describe_checkpoint(path))
+            print(f"loaded {path}: {training_summary(checkpoint['history'])}")
             return model
     model, history = train(preset, seed=seed, progress=progress, out=None)
     save_checkpoint(path, model, history)

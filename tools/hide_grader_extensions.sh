@@ -5,7 +5,13 @@
 # Usage: tools/hide_grader_extensions.sh [path/to/jupyter]   (default: jupyter on PATH)
 set -euo pipefail
 jupyter="${1:-jupyter}"
-"$jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+
+quietly() {  # run a jupyter command without its progress chatter; on failure show it and stop
+    local output
+    output=$("$@" 2>&1) || { echo "could not run: $*" >&2; echo "$output" >&2; exit 1; }
+}
+
+quietly "$jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader
 for extension in formgrader validate_assignment assignment_list course_list; do
-    "$jupyter" server extension disable --sys-prefix "nbgrader.server_extensions.$extension" >/dev/null 2>&1
+    quietly "$jupyter" server extension disable --sys-prefix "nbgrader.server_extensions.$extension"
 done
