@@ -75,10 +75,10 @@ def box_area(boxes: Tensor) -> Tensor:
 
 def intersection_union(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Pairwise intersection and union areas of ``a`` ``[N, 4]`` and ``b`` ``[M, 4]``, each ``[N, M]``."""
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])  # [N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
+    # Overlap of every (a, b) pair along x and along y, one coordinate at a time: [N, M] each.
+    width = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
+    height = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
+    inter = width * height
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter
     return inter, union
 

@@ -33,15 +33,16 @@ def focal_loss(
     """Sigmoid focal loss, element-wise, from logits (any shape; ``targets`` the same shape, 0 or 1).
 
     ``alpha < 0`` turns the α-weighting off; ``gamma = 0`` gives (α-balanced) cross-entropy.
-    The log-probabilities come from ``binary_cross_entropy_with_logits``, never from clamped
-    probabilities, so the loss stays finite and exact for logits of any size.
+    Everything comes from one ``logsigmoid`` of the logits, never from clamped probabilities, so the
+    loss stays finite and exact for logits of any size.
     """
     targets = targets.to(logits.dtype)
-    cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # −log(p_t)
-    # (1 − p_t)^γ as exp(γ · log σ(−x_t)) with x_t = ±logit: computing 1 − p_t directly rounds to 0
-    # for a confident logit, and t^γ with γ < 1 has an infinite slope at 0 (NaN gradients).
+    # x_t = the logit of the true outcome (+x for a positive target, −x for a negative), p_t = σ(x_t).
     signed_logits = logits * (2 * targets - 1)
-    loss = cross_entropy * torch.exp(gamma * F.logsigmoid(-signed_logits))
+    log_p_t = F.logsigmoid(signed_logits)  # −log(p_t) is the cross-entropy
+    # (1 − p_t)^γ = σ(−x_t)^γ = exp(γ · log σ(−x_t)), and log σ(−x_t) = log σ(x_t) − x_t. Computing
+    # 1 − p_t directly rounds to 0 for a confident logit, and t^γ with γ < 1 has an infinite slope at 0.
+    loss = -log_p_t * torch.exp(gamma * (log_p_t - signed_logits))
     if alpha >= 0:
         alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
         loss = alpha_t * loss

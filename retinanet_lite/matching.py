@@ -46,10 +46,10 @@ def match_anchors_batch(
     iou = _batched_iou(gt_boxes, anchors)  # [B, G, N]
     iou = iou.masked_fill(~gt_valid[:, :, None], -1.0)  # padding rows never win
     best_iou, matches = iou.max(dim=1)  # [B, N]: each anchor's best box
-    matches[best_iou < pos_iou] = IGNORE
-    matches[best_iou < neg_iou] = BACKGROUND
+    matches = torch.where(best_iou < pos_iou, IGNORE, matches)
+    matches = torch.where(best_iou < neg_iou, BACKGROUND, matches)
     if allow_low_quality:
-        _add_low_quality_matches(matches, iou, gt_valid)
+        matches = _add_low_quality_matches(matches, iou, gt_valid)
     return matches
 
 
@@ -60,8 +60,8 @@ def _batched_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
     return (inter / union.clamp(min=torch.finfo(union.dtype).tiny)).reshape(batch, num_gt, -1)
 
 
-def _add_low_quality_matches(matches: Tensor, iou: Tensor, gt_valid: Tensor) -> None:
-    """Give every real box the anchor(s) with its highest IoU (ties included), in place.
+def _add_low_quality_matches(matches: Tensor, iou: Tensor, gt_valid: Tensor) -> Tensor:
+    """``matches`` ``[B, N]`` with every real box given the anchor(s) with its highest IoU (ties included).
 
     When one anchor is the best anchor of several boxes, the box it overlaps most keeps it. Unlike
     torchvision's ``Matcher`` (which hands such an anchor to its best box overall, possibly one that
@@ -71,6 +71,5 @@ def _add_low_quality_matches(matches: Tensor, iou: Tensor, gt_valid: Tensor) -> 
     claims = (iou == best_per_gt) & gt_valid[:, :, None] & (best_per_gt > 0)  # [B, G, N]
     claimed_iou = iou.masked_fill(~claims, -1.0)
     best_claim_iou, claimant = claimed_iou.max(dim=1)  # [B, N]
-    is_claimed = best_claim_iou >= 0
-    matches[is_claimed] = claimant[is_claimed]
+    return torch.where(best_claim_iou >= 0, claimant, matches)
 

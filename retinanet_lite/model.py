@@ -43,6 +43,8 @@ class RetinaNet(nn.Module):
         self.regression = regression_head(
             config.fpn_channels, config.num_anchors, config.head_convs, config.head_group_norm
         )
+        if config.channels_last:
+            self.to(memory_format=torch.channels_last)  # conv weights; prepare_batch lays out the images
         self.register_buffer("image_mean", torch.tensor(config.image_mean).view(3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
         self._anchor_cache: dict[tuple[Any, ...], Tensor] = {}
@@ -110,7 +112,8 @@ class RetinaNet(nn.Module):
         return list(images)
 
     def prepare_batch(self, images: list[Tensor]) -> tuple[Tensor, list[float]]:
-        """Resize (if the config says so), normalise and zero-pad images into one ``[B, 3, H, W]`` batch.
+        """Resize (if the config says so), normalise and zero-pad images into one ``[B, 3, H, W]`` batch
+        (in channels-last memory layout if the config says so).
 
         Returns the batch and each image's resize factor (1.0 when not resized).
         """
@@ -123,7 +126,8 @@ class RetinaNet(nn.Module):
         divisor = self.config.size_divisible
         height = -(-max(image.shape[-2] for image in resized) // divisor) * divisor
         width = -(-max(image.shape[-1] for image in resized) // divisor) * divisor
-        batch = resized[0].new_zeros(len(resized), 3, height, width)
+        layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        batch = resized[0].new_zeros(len(resized), 3, height, width).contiguous(memory_format=layout)
         for slot, image in zip(batch, resized):
             slot[:, : image.shape[-2], : image.shape[-1]] = (image - self.image_mean) / self.image_std
         return batch, scales
@@ -150,12 +154,13 @@ class RetinaNet(nn.Module):
 
         labels = gt_labels.gather(1, matched)  # [B, N]
         cls_targets = F.one_hot(labels, c.num_classes).to(cls_logits.dtype) * positive[..., None]
-        counted = matches != IGNORE
-        cls_loss = focal_loss(cls_logits[counted], cls_targets[counted], c.focal_alpha, c.focal_gamma, "sum")
+        counted = (matches != IGNORE)[..., None]  # [B, N, 1]: multiplying is cheaper than selecting
+        cls_loss = (focal_loss(cls_logits, cls_targets, c.focal_alpha, c.focal_gamma) * counted).sum()
 
-        pos_anchors = anchors.expand(len(targets), -1, -1)[positive]  # [P, 4]
-        pos_boxes = gt_boxes.gather(1, matched[..., None].expand(-1, -1, 4))[positive]  # [P, 4]
-        pos_deltas = box_deltas[positive]  # [P, 4]
+        image_index, anchor_index = positive.nonzero(as_tuple=True)  # the P positives
+        pos_anchors = anchors[anchor_index]  # [P, 4]
+        pos_boxes = gt_boxes[image_index, matched[image_index, anchor_index]]  # [P, 4]
+        pos_deltas = box_deltas[image_index, anchor_index]  # [P, 4]
         if c.box_loss == "giou":
             box_loss = giou_loss(decode_boxes(pos_anchors, pos_deltas, c.box_weights), pos_boxes, "sum")
         else:

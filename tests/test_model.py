@@ -105,6 +105,26 @@ def test_initial_classification_loss_matches_the_prior():
     assert losses["classification"].item() == pytest.approx(num_anchors * 3 * negative_loss, rel=1e-4)
 
 
+def test_channels_last_layout_is_used_and_changes_nothing_but_rounding():
+    fast, plain = tiny(), tiny(channels_last=False)
+    plain.load_state_dict(fast.state_dict())
+    images = [torch.rand(3, 128, 128), torch.rand(3, 96, 112)]
+    assert fast.prepare_batch(images)[0].is_contiguous(memory_format=torch.channels_last)
+    assert fast.classification.predict.weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.prepare_batch(images)[0].is_contiguous()
+    targets = [target([[10, 10, 50, 60], [70, 20, 100, 40]], [0, 2]), target([[5, 5, 20, 20]], [1])]
+    for model in (fast, plain):
+        model.train()
+        sum(model(images, targets).values()).backward()
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=f"gradient of {name}")
+    fast.eval(), plain.eval()
+    with torch.no_grad():
+        fast_logits, plain_logits = fast.predict(fast.prepare_batch(images)[0]), plain.predict(plain.prepare_batch(images)[0])
+    for a, b in zip(fast_logits, plain_logits):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_image_without_objects_trains():
     model = tiny()
     model.train()
