@@ -36,7 +36,11 @@ def focal_loss(
     Everything comes from one ``logsigmoid`` of the logits, never from clamped probabilities, so the
     loss stays finite and exact for logits of any size.
     """
+    if targets.shape != logits.shape:
+        raise ValueError(f"targets must have the logits' shape {list(logits.shape)}, got {list(targets.shape)}")
     targets = targets.to(logits.dtype)
+    if not ((targets == 0) | (targets == 1)).all():
+        raise ValueError("focal_loss targets must be 0 or 1 (soft or smoothed labels are not supported)")
     # x_t = the logit of the true outcome (+x for a positive target, −x for a negative), p_t = σ(x_t).
     signed_logits = logits * (2 * targets - 1)
     log_p_t = F.logsigmoid(signed_logits)  # −log(p_t) is the cross-entropy

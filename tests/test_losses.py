@@ -41,6 +41,13 @@ def test_focal_loss_is_finite_for_extreme_logits():
     assert torch.isfinite(logits.grad).all()
 
 
+def test_focal_loss_rejects_soft_targets_and_wrong_shapes():
+    with pytest.raises(ValueError, match="0 or 1"):
+        focal_loss(torch.zeros(3), torch.tensor([0.0, 0.9, 1.0]))
+    with pytest.raises(ValueError, match="shape"):
+        focal_loss(torch.zeros(2, 3), torch.zeros(3))
+
+
 def test_unknown_reduction():
     with pytest.raises(ValueError, match="reduction"):
         focal_loss(torch.zeros(2), torch.zeros(2), reduction="average")
