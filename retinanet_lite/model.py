@@ -127,7 +127,9 @@ class RetinaNet(nn.Module):
         height = -(-max(image.shape[-2] for image in resized) // divisor) * divisor
         width = -(-max(image.shape[-1] for image in resized) // divisor) * divisor
         layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
-        batch = resized[0].new_zeros(len(resized), 3, height, width).contiguous(memory_format=layout)
+        first = resized[0]
+        batch = torch.empty(len(resized), 3, height, width, dtype=first.dtype, device=first.device,
+                            memory_format=layout).zero_()
         for slot, image in zip(batch, resized):
             slot[:, : image.shape[-2], : image.shape[-1]] = (image - self.image_mean) / self.image_std
         return batch, scales
