@@ -1,4 +1,5 @@
-# `make lab` opens the course, `make test` runs every test; both create .venv on first use.
+# `make lab` opens the course, `make test` runs every test (`make test-fast`: the quick unit tests only); all
+# create .venv on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to start as root unless told that this is intended (containers, Binder-like boxes).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench data student html clean
+.PHONY: lab test test-fast bench data student html clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +22,15 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The inner loop (under two minutes): every unit test that needs no notebook, no training run and no browser.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not notebook and not training and not browser"
+
 bench: $(STAMP)
 	$(BIN)/python bench/step_time.py
 	$(BIN)/python bench/train_vs_torchvision.py
+	$(BIN)/python bench/focal_loss_grid.py --seeds 0,1,2
+	$(BIN)/python bench/focal_loss_grid.py --full --seeds 0
 
 data: $(STAMP)
 	$(BIN)/python -m retinanet_lite data shapes --out data/shapes

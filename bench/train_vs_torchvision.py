@@ -25,9 +25,10 @@ import torch
 from common import pycocotools_map, torchvision_retinanet
 from retinanet_lite.config import preset_config
 from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset
-from retinanet_lite.train import TRAIN_PRESETS, InMemory, endless_batches, hflip, predict, seed_everything, train
+from retinanet_lite.config import preset_recipe
+from retinanet_lite.train import InMemory, endless_batches, hflip, run_inference, seed_everything, train
 
-RECIPE = TRAIN_PRESETS["shapes-cpu"]
+RECIPE = preset_recipe("shapes-cpu")
 
 
 def run_ours(train_set, budget: float, seed: int) -> tuple[torch.nn.Module, float, int]:
@@ -89,7 +90,7 @@ def main() -> None:
         val_set = InMemory(ShapesDataset(RECIPE.num_val_images, RECIPE.image_size, seed=seed + VAL_SEED_OFFSET))
         for name, run in contenders.items():
             model, seconds, steps = run(train_set, args.budget, seed)
-            metrics = pycocotools_map(*predict(model, val_set), num_classes=3)
+            metrics = pycocotools_map(*run_inference(model, val_set), num_classes=3)
             rows[name].append({"seconds": seconds, "steps": steps, **metrics})
             print(f"run {seed}: {name:<20} {seconds:6.1f} s {steps:5d} steps  AP {metrics['map']:.3f}  "
                   f"AP50 {metrics['map_50']:.3f}  AP75 {metrics['map_75']:.3f}", flush=True)

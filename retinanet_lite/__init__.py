@@ -1,7 +1,10 @@
 """retinanet_lite: RetinaNet object detection built piece by piece in PyTorch.
 
 One module per concept — ``boxes``, ``anchors``, ``backbone``, ``fpn``, ``heads``, ``matching``,
-``losses``, ``config``, ``model``, ``data``, ``metrics``, ``train``, ``viz`` — read them in that order.
+``losses``, ``config``, ``model``, ``data``, ``metrics``, ``train`` — read them in that order; then
+``viz`` (matplotlib figures), ``widgets`` (the lessons' interactive explorers, one module per lesson
+topic) and ``classical`` (the blur → Laplacian → binarize → closing baseline of lesson 10).
+``data`` and ``widgets`` are subpackages: their ``__init__`` lists which file holds what.
 Import what you need from its module, e.g. ``from retinanet_lite.model import RetinaNet``.
 """
 __version__ = "0.1.0"

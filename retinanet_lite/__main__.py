@@ -1,4 +1,4 @@
-"""Command line: ``python -m retinanet_lite {data,train,evaluate,predict} --help``."""
+"""Command line: ``python -m retinanet_lite {data,train,evaluate,detect} --help``."""
 from __future__ import annotations
 
 import argparse
@@ -17,21 +17,29 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["lr=0.001", "steps=200"]`` → ``{"lr": 0.001, "steps": 200}``."""
-    overrides = {}
+    """``["lr=0.001", "steps=200"]`` → ``{"lr": 0.001, "steps": 200}``; a key given twice is refused."""
+    overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = parse_value(value)
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key in overrides:
+            raise ValueError(f"--set gives {key} twice ({overrides[key]!r} and {parse_value(value)!r}); give it once")
+        overrides[key] = parse_value(value)
     return overrides
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from .data import write_shapes_splits
+    from .data import write_shapes_splits, write_tree_splits
 
-    write_shapes_splits(args.out, args.num_train, args.num_val, args.image_size, args.seed)
-    print(f"wrote {args.num_train} training and {args.num_val} validation images to {args.out}/{{train,val}}")
+    out = args.out or f"data/{args.kind}"
+    if args.kind == "trees":
+        for split, path in write_tree_splits(out, args.cache).items():
+            print(f"wrote the {split} split to {path.parent}")
+        return
+    write_shapes_splits(out, args.num_train, args.num_val, args.image_size, args.seed)
+    print(f"wrote {args.num_train} training and {args.num_val} validation images to {out}/{{train,val}}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -39,6 +47,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     overrides = parse_overrides(args.set)
     if args.steps is not None:
+        if "steps" in overrides:
+            raise ValueError("give the number of steps once: --steps or --set steps=…, not both")
         overrides["steps"] = args.steps
     train_set = val_set = None
     if args.data:
@@ -67,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from .data import ShapesDataset, VAL_SEED_OFFSET
     from .metrics import evaluate, to_coco_results
-    from .train import load_checkpoint, predict
+    from .train import load_checkpoint, run_inference
 
     model = load_checkpoint(args.checkpoint)
     if args.data:
@@ -76,7 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         dataset = ShapesDataset(args.num_images, args.image_size, seed=args.seed + VAL_SEED_OFFSET)
         image_ids = None
-    predictions, targets = predict(model, dataset)
+    predictions, targets = run_inference(model, dataset)
     print(format_metrics(evaluate(predictions, targets, model.config.num_classes,
                                   class_names=model.class_names or getattr(dataset, "class_names", None))))
     if args.results:
@@ -88,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
+def cmd_detect(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,12 +160,19 @@ def add_coco_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with its four sub-commands."""
+    from .config import PRESETS
+
     parser = argparse.ArgumentParser(prog="python -m retinanet_lite", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="generate a dataset on disk (COCO format)")
-    data.add_argument("kind", choices=["shapes"], help="which dataset")
-    data.add_argument("--out", default="data/shapes", help="output folder (gets train/ and val/)")
+    data.add_argument("kind", choices=["shapes", "trees"],
+                      help="shapes: the procedural shapes; trees: the NEON tree crowns (fetches the DeepForest "
+                           "wheel from the package registry on first use)")
+    data.add_argument("--out", default=None,
+                      help="output folder (default data/KIND; gets train/ and val/, and test/ for trees)")
+    data.add_argument("--cache", default=None,
+                      help="trees: folder for the downloaded wheel and extracted images (default data/deepforest)")
     data.add_argument("--num-train", type=int, default=2000)
     data.add_argument("--num-val", type=int, default=500)
     data.add_argument("--image-size", type=int, default=128)
@@ -163,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(run=cmd_data)
 
     train = commands.add_parser("train", help="train a model from a preset (shapes or your own COCO data)")
-    train.add_argument("--preset", default="shapes-cpu", help="shapes-cpu, resnet18-512 or paper")
+    train.add_argument("--preset", default="shapes-cpu", choices=list(PRESETS),
+                       help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items()))
     train.add_argument("--out", default=None, help="folder for model.pt")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
@@ -175,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a local torchvision ResNet state-dict file to start the backbone from")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT",
                        help="continue a run from its model.pt (same step, optimizer and schedule)")
-    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="override any TrainConfig / RetinaNetConfig field, e.g. --set lr=1e-3 focal_gamma=0")
+    train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help="override any TrainConfig / RetinaNetConfig field, e.g. --set lr=1e-3 focal_gamma=0 "
+                            "(may be given several times; each key once)")
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="COCO mAP of a checkpoint (held-out shapes or your COCO data)")
@@ -189,13 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="data seed (validation uses seed + offset)")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="detect objects in an image and write an annotated PNG")
-    predict.add_argument("image", help="an image file or a folder of images")
-    predict.add_argument("--checkpoint", required=True)
-    predict.add_argument("--out", default=None,
-                         help="output PNG, or folder for a folder of images (default: next to the input)")
-    predict.add_argument("--min-score", type=float, default=0.3)
-    predict.set_defaults(run=cmd_predict)
+    detect = commands.add_parser("detect", help="detect objects in an image and write an annotated PNG")
+    detect.add_argument("image", help="an image file or a folder of images")
+    detect.add_argument("--checkpoint", required=True)
+    detect.add_argument("--out", default=None,
+                        help="output PNG, or folder for a folder of images (default: next to the input)")
+    detect.add_argument("--min-score", type=float, default=0.3)
+    detect.set_defaults(run=cmd_detect)
     return parser
 
 

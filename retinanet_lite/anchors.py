@@ -7,10 +7,13 @@ is a tall box. Anchors are ``xyxy`` in pixels of the (padded) input image.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # only for the type hint: config imports this module's paper constants
+    from .config import RetinaNetConfig
 
 PAPER_STRIDES = (8, 16, 32, 64, 128)  # P3–P7
 PAPER_SIZES = (32, 64, 128, 256, 512)  # base anchor side per level, in pixels
@@ -83,3 +86,12 @@ def make_anchors(
 def anchors_per_level(image_size: tuple[int, int], strides: Sequence[int], num_per_location: int) -> list[int]:
     """How many anchors each level contributes for an input of ``(height, width)``."""
     return [math.prod(grid_size(image_size, s)) * num_per_location for s in strides]
+
+
+def config_anchors(config: "RetinaNetConfig", image_size: tuple[int, int]) -> Tensor:
+    """The anchors a model with ``config`` uses for a padded input of ``(height, width)``: ``[N, 4]`` xyxy.
+
+    :func:`make_anchors` with the config's strides, sizes, ratios, scales and centre offset.
+    """
+    return make_anchors(tuple(image_size), config.strides, config.anchor_sizes, config.anchor_ratios,
+                        config.anchor_scales, config.anchor_offset)

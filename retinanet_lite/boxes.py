@@ -16,7 +16,8 @@ from torch import Tensor
 #: a box can grow at most 1000/16 = 62.5x its anchor in one decode step.
 BBOX_EXP_CLAMP = math.log(1000.0 / 16)
 
-#: Paper / Detectron weights for (dx, dy, dw, dh): deltas are scaled up before the loss.
+#: Weights that multiply (dx, dy, dw, dh) when encoding (and divide them when decoding). RetinaNet
+#: (paper, Detectron) uses 1 for all four, i.e. no scaling; Faster R-CNN's second stage uses (10, 10, 5, 5).
 DEFAULT_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 
 

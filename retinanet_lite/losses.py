@@ -14,6 +14,8 @@ from torch import Tensor
 from .boxes import generalized_box_iou
 
 REDUCTIONS = ("none", "mean", "sum")
+#: Where smooth-L1 turns from quadratic to linear, in delta units (Detectron's RetinaNet value, ≈ 0.11).
+SMOOTH_L1_BETA = 1 / 9
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -28,18 +30,21 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def focal_loss(
-    logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none"
+    logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none",
+    validate: bool = True,
 ) -> Tensor:
     """Sigmoid focal loss, element-wise, from logits (any shape; ``targets`` the same shape, 0 or 1).
 
     ``alpha < 0`` turns the α-weighting off; ``gamma = 0`` gives (α-balanced) cross-entropy.
     Everything comes from one ``logsigmoid`` of the logits, never from clamped probabilities, so the
-    loss stays finite and exact for logits of any size.
+    loss stays finite and exact for logits of any size. ``validate=False`` skips the check that the
+    targets are 0 or 1 (it reads the values, which makes a GPU wait): for callers whose targets are
+    0/1 by construction, such as the model's loss.
     """
     if targets.shape != logits.shape:
         raise ValueError(f"targets must have the logits' shape {list(logits.shape)}, got {list(targets.shape)}")
     targets = targets.to(logits.dtype)
-    if not ((targets == 0) | (targets == 1)).all():
+    if validate and not ((targets == 0) | (targets == 1)).all():
         raise ValueError("focal_loss targets must be 0 or 1 (soft or smoothed labels are not supported)")
     # x_t = the logit of the true outcome (+x for a positive target, −x for a negative), p_t = σ(x_t).
     signed_logits = logits * (2 * targets - 1)
@@ -53,7 +58,7 @@ def focal_loss(
     return _reduce(loss, reduction)
 
 
-def smooth_l1_loss(deltas: Tensor, target_deltas: Tensor, beta: float = 1 / 9, reduction: str = "none") -> Tensor:
+def smooth_l1_loss(deltas: Tensor, target_deltas: Tensor, beta: float = SMOOTH_L1_BETA, reduction: str = "none") -> Tensor:
     """Huber-style loss on ``[N, 4]`` deltas: quadratic below ``beta``, linear above (``beta = 0`` is L1)."""
     diff = (deltas - target_deltas).abs()
     if beta > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .boxes import intersection_union
+from .boxes import box_iou
 
 BACKGROUND = -1
 IGNORE = -2
@@ -54,10 +54,9 @@ def match_anchors_batch(
 
 
 def _batched_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
-    """IoU of ``gt_boxes`` ``[B, G, 4]`` with ``anchors`` ``[N, 4]`` → ``[B, G, N]``."""
+    """IoU of ``gt_boxes`` ``[B, G, 4]`` with ``anchors`` ``[N, 4]`` → ``[B, G, N]`` (all images' boxes at once)."""
     batch, num_gt, _ = gt_boxes.shape
-    inter, union = intersection_union(gt_boxes.reshape(-1, 4), anchors)
-    return (inter / union.clamp(min=torch.finfo(union.dtype).tiny)).reshape(batch, num_gt, -1)
+    return box_iou(gt_boxes.reshape(-1, 4), anchors).reshape(batch, num_gt, -1)
 
 
 def _add_low_quality_matches(matches: Tensor, iou: Tensor, gt_valid: Tensor) -> Tensor:

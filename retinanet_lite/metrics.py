@@ -23,6 +23,7 @@ import numpy as np
 from torch import Tensor
 
 from .boxes import box_iou, xyxy_to_xywh
+from .data.coco import coco_ground_truth
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -168,16 +169,15 @@ def _mean_valid(values: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ COCO JSON
 def to_coco_ground_truth(targets: Sequence[dict[str, Tensor]], num_classes: int,
                          image_sizes: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
-    """Targets → a COCO ground-truth dict (image ids ``1..N``, category ids ``label + 1``, xywh boxes)."""
-    images, annotations = [], []
-    for i, target in enumerate(targets):
-        height, width = image_sizes[i] if image_sizes is not None else (0, 0)
-        images.append({"id": i + 1, "height": height, "width": width})
-        for box, label in zip(xyxy_to_xywh(target["boxes"].double()).tolist(), target["labels"].tolist()):
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
-                                "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
-    categories = [{"id": k + 1, "name": str(k)} for k in range(num_classes)]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    """Targets → a COCO ground-truth dict (image ids ``1..N``, category ids ``label + 1``, xywh boxes).
+
+    Category ``k + 1`` is named ``str(k)``; images are ``{"id", "height", "width"}``, 0 × 0 when
+    ``image_sizes`` (``(height, width)`` per image) is not given. Built by
+    :func:`retinanet_lite.data.coco_ground_truth`, the same dict :func:`retinanet_lite.data.write_coco` saves.
+    """
+    sizes = image_sizes if image_sizes is not None else [(0, 0)] * len(targets)
+    return coco_ground_truth(targets, [str(k) for k in range(num_classes)],
+                             [{"height": height, "width": width} for height, width in sizes])
 
 
 def to_coco_results(predictions: Sequence[dict[str, Tensor]], category_ids: Sequence[int] | None = None,

@@ -7,23 +7,56 @@ of the image as given.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .anchors import anchors_per_level, make_anchors
+from .anchors import anchors_per_level, config_anchors
 from .backbone import build_backbone
 from .boxes import clip_boxes, class_wise_nms, decode_boxes, encode_boxes
 from .config import RetinaNetConfig, preset_config
-from .data import check_image, check_target
+from .data import Target, check_image, check_target
 from .fpn import PyramidFeatures
 from .heads import classification_head, regression_head
 from .losses import focal_loss, giou_loss, smooth_l1_loss
 from .matching import IGNORE, match_anchors_batch
 
-Target = dict[str, Tensor]
+#: Anchors are kept for this many distinct (padded input size, device) pairs, the least recently used
+#: dropped first: on images of many sizes the cache stays small instead of growing with every new size.
+ANCHOR_CACHE_SIZE = 16
+
+
+def resize_factor(config: RetinaNetConfig, size: tuple[int, int]) -> float:
+    """The factor by which a model with ``config`` resizes an image of ``size = (height, width)``.
+
+    The short side becomes ``min_size`` unless the long side would then pass ``max_size``; 1.0 (no
+    resizing) when ``min_size`` is None.
+    """
+    if config.min_size is None:
+        return 1.0
+    factor = config.min_size / min(size)
+    if config.max_size is not None:
+        factor = min(factor, config.max_size / max(size))
+    return factor
+
+
+def resized_size(config: RetinaNetConfig, size: tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of an image of ``size`` after resizing by :func:`resize_factor` (rounded down)."""
+    factor = resize_factor(config, size)
+    return (math.floor(size[0] * factor), math.floor(size[1] * factor))
+
+
+def padded_size(config: RetinaNetConfig, sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """``(H, W)`` of the batch a model with ``config`` makes of images of ``sizes`` (each ``(height, width)``):
+    the largest resized height and width, rounded up to a multiple of ``size_divisible``."""
+    divisor = config.size_divisible
+    heights, widths = zip(*(resized_size(config, size) for size in sizes))
+    return (-(-max(heights) // divisor) * divisor, -(-max(widths) // divisor) * divisor)
 
 
 class RetinaNet(nn.Module):
@@ -47,7 +80,7 @@ class RetinaNet(nn.Module):
             self.to(memory_format=torch.channels_last)  # conv weights; prepare_batch lays out the images
         self.register_buffer("image_mean", torch.tensor(config.image_mean).view(3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
-        self._anchor_cache: dict[tuple[Any, ...], Tensor] = {}
+        self._anchor_cache: OrderedDict[tuple[Any, ...], Tensor] = OrderedDict()
         # What the labels 0..K-1 stand for (set from the training data; saved in checkpoints).
         self.class_names: tuple[str, ...] | None = None
         self.category_ids: tuple[int, ...] | None = None  # COCO category id of each label, for own data
@@ -60,39 +93,39 @@ class RetinaNet(nn.Module):
     # ----------------------------------------------------------------------------------- forward
     def forward(self, images: list[Tensor], targets: list[Target] | None = None) -> dict[str, Tensor] | list[Target]:
         """Training (with ``targets``): the loss dict. Eval: a list of detections, one per image."""
+        if self.training and targets is None:
+            raise ValueError("in training mode the model needs targets: model(images, targets)")
+        if not self.training:
+            return [self.nms(found) for found in self.candidates(images)]
         images = self._check_inputs(images, targets)
         batch, scales = self.prepare_batch(images)
-        if targets is not None:
-            targets = [_scale_target(t, s) for t, s in zip(targets, scales)]
-        cls_logits, box_deltas = self.predict(batch)  # [B, N, K], [B, N, 4]
+        targets = [_scale_target(t, s) for t, s in zip(targets, scales)]
+        cls_logits, box_deltas = self.head_outputs(batch)  # [B, N, K], [B, N, 4]
+        return self.loss(cls_logits, box_deltas, self.anchors(batch.shape[-2:], batch.device), targets)
+
+    def head_outputs(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw network outputs for a normalised, padded ``[B, 3, H, W]`` batch: logits ``[B, N, K]`` and
+        deltas ``[B, N, 4]``, row ``i`` belonging to anchor ``i`` of :meth:`anchors`."""
+        features = self.fpn(self.backbone(batch))
+        cls_logits, box_deltas = self.classification(features), self.regression(features)
         anchors = self.anchors(batch.shape[-2:], batch.device)
         if len(anchors) != cls_logits.shape[1]:
             raise ValueError(
                 f"the heads produced {cls_logits.shape[1]} rows but there are {len(anchors)} anchors: "
                 f"config.strides {self.config.strides} do not match the backbone/FPN strides (8–128)"
             )
-        if self.training:
-            if targets is None:
-                raise ValueError("in training mode the model needs targets: model(images, targets)")
-            return self.loss(cls_logits, box_deltas, anchors, targets)
-        per_level = anchors_per_level(tuple(batch.shape[-2:]), self.config.strides, self.config.num_anchors)
-        sizes = [tuple(image.shape[-2:]) for image in images]
-        return self.postprocess(cls_logits, box_deltas, anchors, per_level, sizes, scales)
-
-    def predict(self, batch: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw network outputs for a normalised, padded ``[B, 3, H, W]`` batch: logits ``[B, N, K]`` and
-        deltas ``[B, N, 4]``, row ``i`` belonging to anchor ``i`` of :meth:`anchors`."""
-        features = self.fpn(self.backbone(batch))
-        return self.classification(features), self.regression(features)
+        return cls_logits, box_deltas
 
     def anchors(self, image_size: tuple[int, int], device: torch.device) -> Tensor:
-        """The ``[N, 4]`` xyxy anchors of a padded input of ``(H, W)``; cached per size and device."""
+        """The ``[N, 4]`` xyxy anchors of a padded input of ``(H, W)``; the last ``ANCHOR_CACHE_SIZE``
+        (size, device) pairs are cached."""
         key = (tuple(image_size), str(device))
-        if key not in self._anchor_cache:
-            c = self.config
-            self._anchor_cache[key] = make_anchors(
-                tuple(image_size), c.strides, c.anchor_sizes, c.anchor_ratios, c.anchor_scales, c.anchor_offset
-            ).to(device)
+        if key in self._anchor_cache:
+            self._anchor_cache.move_to_end(key)
+        else:
+            self._anchor_cache[key] = config_anchors(self.config, image_size).to(device)
+            if len(self._anchor_cache) > ANCHOR_CACHE_SIZE:
+                self._anchor_cache.popitem(last=False)
         return self._anchor_cache[key]
 
     # ------------------------------------------------------------------------------------ inputs
@@ -117,15 +150,14 @@ class RetinaNet(nn.Module):
 
         Returns the batch and each image's resize factor (1.0 when not resized).
         """
-        scales = [self._resize_factor(image.shape[-2:]) for image in images]
+        sizes = [tuple(image.shape[-2:]) for image in images]
+        scales = [resize_factor(self.config, size) for size in sizes]
         resized = [
-            image if s == 1.0 else F.interpolate(image[None], scale_factor=s, mode="bilinear", recompute_scale_factor=True,
+            image if s == 1.0 else F.interpolate(image[None], size=resized_size(self.config, size), mode="bilinear",
                                                   align_corners=False)[0]
-            for image, s in zip(images, scales)
+            for image, size, s in zip(images, sizes, scales)
         ]
-        divisor = self.config.size_divisible
-        height = -(-max(image.shape[-2] for image in resized) // divisor) * divisor
-        width = -(-max(image.shape[-1] for image in resized) // divisor) * divisor
+        height, width = padded_size(self.config, sizes)
         layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
         first = resized[0]
         batch = torch.empty(len(resized), 3, height, width, dtype=first.dtype, device=first.device,
@@ -133,15 +165,6 @@ class RetinaNet(nn.Module):
         for slot, image in zip(batch, resized):
             slot[:, : image.shape[-2], : image.shape[-1]] = (image - self.image_mean) / self.image_std
         return batch, scales
-
-    def _resize_factor(self, size: torch.Size) -> float:
-        """Factor that makes the short side ``min_size`` without the long side passing ``max_size``."""
-        if self.config.min_size is None:
-            return 1.0
-        factor = self.config.min_size / min(size)
-        if self.config.max_size is not None:
-            factor = min(factor, self.config.max_size / max(size))
-        return factor
 
     # -------------------------------------------------------------------------------------- loss
     def loss(self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, targets: list[Target]) -> dict[str, Tensor]:
@@ -155,9 +178,11 @@ class RetinaNet(nn.Module):
         matched = matches.clamp(min=0)
 
         labels = gt_labels.gather(1, matched)  # [B, N]
-        cls_targets = F.one_hot(labels, c.num_classes).to(cls_logits.dtype) * positive[..., None]
+        # 1 at (image, anchor, its class) for positive anchors, built directly in the logits' dtype
+        cls_targets = torch.zeros_like(cls_logits).scatter_(2, labels[..., None], positive[..., None].to(cls_logits.dtype))
         counted = (matches != IGNORE)[..., None]  # [B, N, 1]: multiplying is cheaper than selecting
-        cls_loss = (focal_loss(cls_logits, cls_targets, c.focal_alpha, c.focal_gamma) * counted).sum()
+        # validate=False: these targets are 0/1 by construction, and the check would wait for the device
+        cls_loss = (focal_loss(cls_logits, cls_targets, c.focal_alpha, c.focal_gamma, validate=False) * counted).sum()
 
         image_index, anchor_index = positive.nonzero(as_tuple=True)  # the P positives
         pos_anchors = anchors[anchor_index]  # [P, 4]
@@ -176,23 +201,45 @@ class RetinaNet(nn.Module):
 
     # -------------------------------------------------------------------------------- inference
     @torch.no_grad()
-    def postprocess(
+    def candidates(self, images: list[Tensor], score_thresh: float | None = None) -> list[Target]:
+        """Inference up to (not including) NMS, one ``{"boxes" [C, 4], "scores" [C], "labels" [C]}`` per image.
+
+        See :meth:`select_candidates`; ``score_thresh`` defaults to ``config.score_thresh``. Boxes are
+        xyxy pixels of each image as given.
+        """
+        images = self._check_inputs(images, None)
+        batch, scales = self.prepare_batch(images)
+        cls_logits, box_deltas = self.head_outputs(batch)
+        anchors = self.anchors(batch.shape[-2:], batch.device)
+        per_level = anchors_per_level(tuple(batch.shape[-2:]), self.config.strides, self.config.num_anchors)
+        sizes = [tuple(image.shape[-2:]) for image in images]
+        return self.select_candidates(cls_logits, box_deltas, anchors, per_level, sizes, scales, score_thresh)
+
+    def select_candidates(
         self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, per_level: list[int],
-        sizes: list[tuple[int, int]], scales: list[float],
+        sizes: list[tuple[int, int]], scales: list[float], score_thresh: float | None = None,
     ) -> list[Target]:
-        """Decode, score-threshold, keep the top-k per level, class-wise NMS, and map boxes back to each
-        original image. ``per_level`` is the number of anchors of each level (they are concatenated).
-        Returns one ``{"boxes" [D, 4], "scores" [D], "labels" [D]}`` per image."""
-        c = self.config
+        """From the head outputs ``[B, N, K]`` / ``[B, N, 4]``: keep the ``topk_candidates`` best (anchor,
+        class) pairs of each level, drop those with a score ≤ ``score_thresh``, decode them, and map them
+        back to each original image (``sizes`` ``(height, width)``, resize factors ``scales``), clipped.
+        ``per_level`` is the number of anchors of each level (they are concatenated). Returns one
+        ``{"boxes" [C, 4], "scores" [C], "labels" [C]}`` per image, best score first."""
+        threshold = self.config.score_thresh if score_thresh is None else score_thresh
         boxes, scores, labels = self._top_candidates(cls_logits, box_deltas, anchors, per_level)
         results = []
         for i, (size, scale) in enumerate(zip(sizes, scales)):
-            keep = scores[i] > c.score_thresh
-            b, s, l = boxes[i][keep] / scale, scores[i][keep], labels[i][keep]
-            b = clip_boxes(b, size)
-            kept = class_wise_nms(b, s, l, c.nms_iou)[: c.max_detections]
-            results.append({"boxes": b[kept], "scores": s[kept], "labels": l[kept]})
+            keep = scores[i] > threshold
+            order = scores[i][keep].argsort(descending=True)
+            results.append({"boxes": clip_boxes(boxes[i][keep][order] / scale, size),
+                            "scores": scores[i][keep][order], "labels": labels[i][keep][order]})
         return results
+
+    def nms(self, found: Target, nms_iou: float | None = None) -> Target:
+        """Class-wise NMS of one image's candidates at ``nms_iou`` (default ``config.nms_iou``), then at
+        most ``config.max_detections`` of them, best score first."""
+        threshold = self.config.nms_iou if nms_iou is None else nms_iou
+        kept = class_wise_nms(found["boxes"], found["scores"], found["labels"], threshold)[: self.config.max_detections]
+        return {k: v[kept] for k, v in found.items()}
 
     def _top_candidates(
         self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, per_level: list[int]

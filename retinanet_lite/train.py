@@ -1,7 +1,7 @@
 """Training: a plain PyTorch loop you can read top to bottom.
 
 ``train(preset="shapes-cpu")`` builds the preset's model and data, then repeats: take a batch,
-(maybe) flip it, ``loss = sum(model(images, targets).values())``, backward, clip gradients, AdamW
+(maybe) flip or rotate it, ``loss = sum(model(images, targets).values())``, backward, clip gradients, AdamW
 step, learning-rate schedule step. It evaluates mAP on the validation set at the end (and every
 ``eval_every`` steps), and returns ``(model, history)``.
 """
@@ -12,7 +12,6 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,43 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .config import RetinaNetConfig, preset_config
-from .data import ShapesDataset, VAL_SEED_OFFSET, collate
+from .config import RetinaNetConfig, TrainConfig, get_preset, preset_config, preset_recipe
+from .data import ShapesDataset, Target, TreeCrowns, VAL_SEED_OFFSET, collate
 from .metrics import evaluate
 from .model import RetinaNet
-
-Target = dict[str, Tensor]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The recipe: data, schedule and evaluation. Each field is a knob the lessons discuss."""
-
-    num_train_images: int = 2000  # shapes images generated (and cached in memory) for training
-    num_val_images: int = 500  # held-out images, generated with seed + VAL_SEED_OFFSET
-    image_size: int = 128
-    batch_size: int = 16  # the total batch, split evenly across processes when run with torchrun
-    steps: int = 2000
-    lr: float = 2e-3  # AdamW peak learning rate
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100  # linear warm-up from lr/100, then cosine decay to 0
-    grad_clip: float = 1.0  # max global gradient norm
-    hflip: float = 0.5  # probability of a horizontal flip per image
-    eval_every: int = 0  # evaluate every N steps as well as at the end (0: only at the end)
-    eval_batch_size: int = 32
-    checkpoint_every: int = 0  # with an output folder, also save out/model.pt every N steps (0: only at the end)
-    amp: bool = False  # mixed precision (float16 autocast + gradient scaling) when training on CUDA
-    num_workers: int = 0  # DataLoader worker processes (0: load in the main process; fine for in-memory data)
-    max_seconds: float | None = None  # stop early after this much training time (benchmarks)
-
-
-TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "shapes-cpu": TrainConfig(),
-    "paper": TrainConfig(batch_size=16, steps=90_000, lr=1e-4, warmup_steps=500, amp=True, num_workers=4,
-                         checkpoint_every=5000),
-    "resnet18-512": TrainConfig(batch_size=16, steps=30_000, lr=2e-4, warmup_steps=500, amp=True, num_workers=4,
-                                checkpoint_every=2000),
-}
 
 
 def pick_device() -> torch.device:
@@ -113,6 +79,29 @@ def hflip(images: list[Tensor], targets: list[Target], probability: float, gener
     return out_images, out_targets
 
 
+def rot90(images: list[Tensor], targets: list[Target], probability: float, generator: torch.Generator
+          ) -> tuple[list[Tensor], list[Target]]:
+    """Rotate each image (and its boxes) by 90°, 180° or 270° counter-clockwise with the given probability.
+
+    Aerial images have no "up", so every rotation is as real as the original. With probability 0
+    nothing is drawn from ``generator`` (a recipe without rotations repeats exactly as before).
+    """
+    if probability == 0:
+        return images, targets
+    turns = torch.where(torch.rand(len(images), generator=generator) < probability,
+                        torch.randint(1, 4, (len(images),), generator=generator), 0)
+    out_images, out_targets = [], []
+    for image, target, k in zip(images, targets, turns.tolist()):
+        boxes = target["boxes"]
+        for _ in range(k):  # a quarter turn: pixel (y, x) of a W-wide image moves to (W - 1 - x, y)
+            width = image.shape[-1]
+            boxes = torch.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], dim=-1)
+            image = image.rot90(1, dims=(-2, -1))
+        out_images.append(image)
+        out_targets.append({**target, "boxes": boxes})
+    return out_images, out_targets
+
+
 class InMemory(Dataset):
     """A dataset's items computed once and kept in memory (procedural images are cheap to cache)."""
 
@@ -149,7 +138,7 @@ def endless_batches(dataset: Dataset, batch_size: int, seed: int, start_step: in
 
 
 @torch.no_grad()
-def predict(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> tuple[list[Target], list[Target]]:
+def run_inference(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> tuple[list[Target], list[Target]]:
     """Run ``model`` in eval mode over ``dataset``: returns (predictions, targets), on the CPU."""
     was_training = model.training
     model.eval()
@@ -165,7 +154,7 @@ def predict(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> tuple[l
 
 def evaluate_model(model: RetinaNet, dataset: Dataset, batch_size: int = 32) -> dict[str, Any]:
     """COCO-style mAP of ``model`` on ``dataset`` (see :func:`retinanet_lite.metrics.evaluate`)."""
-    predictions, targets = predict(model, dataset, batch_size)
+    predictions, targets = run_inference(model, dataset, batch_size)
     return evaluate(predictions, targets, num_classes=model.config.num_classes,
                     class_names=getattr(dataset, "class_names", None))
 
@@ -175,6 +164,11 @@ def shapes_datasets(recipe: TrainConfig, seed: int) -> tuple[Dataset, Dataset]:
     train_set = ShapesDataset(recipe.num_train_images, recipe.image_size, seed=seed)
     val_set = ShapesDataset(recipe.num_val_images, recipe.image_size, seed=seed + VAL_SEED_OFFSET)
     return InMemory(train_set), InMemory(val_set)
+
+
+def trees_datasets() -> tuple[Dataset, Dataset]:
+    """The tree crowns' train and val splits (fetched on first use; see :class:`~retinanet_lite.data.TreeCrowns`)."""
+    return TreeCrowns("train"), TreeCrowns("val")
 
 
 def train(
@@ -191,23 +185,22 @@ def train(
     ``out/model.pt``. ``resume`` continues a checkpoint's run (same step, optimizer, schedule and
     data order). ``pretrained_backbone`` loads a local torchvision ResNet state-dict file into the
     backbone. ``callback(history)`` is called after every step (e.g. to redraw a live loss plot).
-    Without ``train_set`` the shapes data of the preset is used; a dataset's
+    Without ``train_set`` the preset's own data is used (``Preset.data``: shapes or tree crowns); a dataset's
     ``class_names`` / ``category_ids`` travel with the model. Run under ``torchrun`` it trains with
     DistributedDataParallel. Stops with ``FloatingPointError`` if a loss becomes NaN or infinite.
     """
     train_overrides, model_overrides = split_overrides(overrides)
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    chosen = get_preset(preset)
     state = read_checkpoint(resume) if resume is not None else None
-    recipe = TrainConfig(**state["train_config"]) if state else TRAIN_PRESETS[preset]
-    recipe = dataclasses.replace(recipe, **train_overrides)
-    config = RetinaNetConfig.from_dict(state["config"]) if state else preset_config(preset)
-    if model_overrides:
-        config = config.replace(**model_overrides)
+    if state is not None and "optimizer" not in state:
+        raise ValueError(f"{resume} holds a model but not its training state (optimizer, schedule): it cannot be "
+                         "resumed; start a new run from it with pretrained weights instead")
+    recipe = (TrainConfig.from_dict(state["train_config"]) if state else chosen.train).replace(**train_overrides)
+    config = (RetinaNetConfig.from_dict(state["config"]) if state else chosen.model).replace(**model_overrides)
     seed_everything(seed)
     device = start_distributed(torch.device(device) if device is not None else pick_device())
     if train_set is None:
-        train_set, default_val = shapes_datasets(recipe, seed)
+        train_set, default_val = trees_datasets() if chosen.data == "trees" else shapes_datasets(recipe, seed)
         val_set = default_val if val_set is None else val_set
     model = RetinaNet(config)
     model.class_names = getattr(train_set, "class_names", None)
@@ -260,14 +253,14 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
     def training_state() -> dict[str, Any]:
         """What a checkpoint needs besides the model to resume exactly here."""
         return {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "generator": generator.get_state(), "train_config": dataclasses.asdict(recipe)}
+                "generator": generator.get_state(), "train_config": recipe.to_dict()}
 
     model.train()
     started = time.perf_counter()
     bar = tqdm(range(first_step, recipe.steps), initial=first_step, total=recipe.steps, desc="training",
                disable=not progress or rank != 0)
     for step in bar:
-        images, targets = hflip(*next(batches), recipe.hflip, generator)
+        images, targets = rot90(*hflip(*next(batches), recipe.hflip, generator), recipe.rot90, generator)
         with torch.autocast(device.type, enabled=use_amp):
             losses = network([i.to(device) for i in images],
                              [{k: v.to(device) for k, v in t.items()} for t in targets])
@@ -287,7 +280,7 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
         record_step(history, step, loss, losses, optimizer.param_groups[0]["lr"])
         bar.set_postfix(loss=f"{loss.item():.3f}", cls=f"{losses['classification'].item():.3f}",
                         box=f"{losses['regression'].item():.3f}")
-        out_of_time = recipe.max_seconds is not None and time.perf_counter() - started > recipe.max_seconds
+        out_of_time = recipe.max_seconds is not None and time_is_up(started, recipe.max_seconds, device)
         if rank == 0 and val_set is not None and recipe.eval_every and (step + 1) % recipe.eval_every == 0 \
                 and not out_of_time:
             history["eval"].append({"step": step + 1, **evaluate_model(model, val_set, recipe.eval_batch_size)})
@@ -306,6 +299,21 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
         report(save_checkpoint(Path(out) / "model.pt", model, history, training_state()), progress)
     model.eval()
     return history
+
+
+def time_is_up(started: float, max_seconds: float, device: torch.device) -> bool:
+    """Whether ``max_seconds`` have passed since ``started`` — by the main process's clock.
+
+    Under torchrun every process must leave the loop at the same step (a process still training
+    would wait forever for the others in the gradient all-reduce), so rank 0 decides and the
+    others receive its decision.
+    """
+    up = time.perf_counter() - started > max_seconds
+    if not dist.is_initialized():
+        return up
+    decision = torch.tensor([int(up)], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(decision, src=0)
+    return bool(decision.item())
 
 
 def report(path: Path, progress: bool) -> None:
@@ -343,10 +351,22 @@ def save_checkpoint(path: str | Path, model: RetinaNet, history: dict[str, list]
 
 
 def read_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """The checkpoint's contents, loaded with ``weights_only=True``: no arbitrary code is unpickled."""
+    """The checkpoint's contents, loaded with ``weights_only=True``: no arbitrary code is unpickled.
+
+    A missing file, a file that is not a PyTorch save, or one without a model config and weights
+    raises a one-line ``ValueError`` naming the file.
+    """
     if not Path(path).is_file():
         raise ValueError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch.load raises many kinds (pickle, zip, EOF, weights-only refusals)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a checkpoint of this course (torch.load failed: {reason})") from None
+    if not isinstance(checkpoint, dict) or not {"config", "model"} <= set(checkpoint):
+        raise ValueError(f"{path} is not a checkpoint of this course: it has no model config and weights "
+                         "(save models with retinanet_lite.train.save_checkpoint)")
+    return checkpoint
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", expected: RetinaNetConfig | None = None
@@ -433,3 +453,37 @@ def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cp
     save_checkpoint(path, model, history)
     return model.eval()
 
+
+def train_or_reuse(path: str | Path, preset: str = "shapes-cpu", seed: int = 0, retrain: bool = False,
+                   device: torch.device | str | None = None, progress: bool = True,
+                   callback: Callable[[dict[str, list]], None] | None = None, **overrides: Any
+                   ) -> tuple[RetinaNet, dict[str, list]]:
+    """``train(preset, seed=seed, **overrides)``, saved to ``path`` — or, unless ``retrain``, the model
+    and history already at ``path`` if that file was made by exactly this call.
+
+    "Exactly" means the same model config, TrainConfig and seed: this function saves them in the
+    file (under ``"recipe"``) and compares them before reusing it (a config field added since then
+    counts with its default). Prints one line saying which it did. Lesson 07 trains with it, so that
+    a model already trained by its recipe (by an earlier run, or by the test suite) is not trained a
+    second time.
+    """
+    path = Path(path)
+    train_overrides, model_overrides = split_overrides(overrides)
+    config, recipe = preset_config(preset, **model_overrides), preset_recipe(preset, **train_overrides)
+    device = torch.device(device) if device is not None else pick_device()
+    if not retrain and path.is_file():
+        checkpoint = read_checkpoint(path)
+        saved = checkpoint.get("recipe") or {}
+        try:
+            same = (saved.get("seed") == seed and TrainConfig.from_dict(saved["train_config"]) == recipe
+                    and RetinaNetConfig.from_dict(checkpoint["config"]) == config)
+        except (KeyError, ValueError):  # no recipe saved, or a field that no longer exists
+            same = False
+        if same:
+            print(f"reusing {path}, made by this same recipe: {training_summary(checkpoint['history'])} "
+                  "(retrain=True trains again)")
+            return model_from_checkpoint(checkpoint, path, device), checkpoint["history"]
+    model, history = train(preset, seed=seed, device=device, progress=progress, callback=callback, **overrides)
+    save_checkpoint(path, model, history, {"recipe": {"seed": seed, "train_config": recipe.to_dict()}})
+    print(f"saved {path}: {training_summary(history)}")
+    return model, history

@@ -7,7 +7,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from retinanet_lite.anchors import (PAPER_RATIOS, PAPER_SCALES, PAPER_SIZES, PAPER_STRIDES, anchors_per_level,
-                                    cell_anchors, grid_size, make_anchors)
+                                    cell_anchors, config_anchors, grid_size, make_anchors)
+from retinanet_lite.config import preset_config
 
 
 def test_cell_anchors_keep_area_and_ratio():
@@ -56,3 +57,10 @@ def test_anchor_settings_are_validated():
         make_anchors((64, 64), strides=(8, 16), sizes=(32,))
     with pytest.raises(ValueError, match="positive"):
         make_anchors((64, 64), ratios=(0.0, 1.0))
+
+
+def test_config_anchors_are_make_anchors_with_the_configs_settings():
+    config = preset_config("shapes-cpu").replace(anchor_offset=0.0, anchor_scales=(1.0, 1.5))
+    expected = make_anchors((96, 64), config.strides, config.anchor_sizes, config.anchor_ratios,
+                            config.anchor_scales, config.anchor_offset)
+    torch.testing.assert_close(config_anchors(config, (96, 64)), expected)

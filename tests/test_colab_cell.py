@@ -5,25 +5,24 @@ If the first test fails, run ``.venv/bin/python tools/colab_cell.py`` to (re)ins
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.manager import start_new_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-spec = importlib.util.spec_from_file_location("colab_cell", ROOT / "tools" / "colab_cell.py")
-colab_cell = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(colab_cell)
+
+@pytest.fixture(scope="module")
+def colab_cell(tool):
+    return tool("colab_cell")
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
-def test_lesson_starts_with_the_colab_cell(lesson):
+def test_lesson_starts_with_the_colab_cell(lesson, colab_cell):
     notebook = nbformat.read(lesson, as_version=4)
     first = colab_cell.first_code_cell(notebook)
     assert first is not None and colab_cell.is_colab_cell(notebook.cells[first]), \
@@ -33,7 +32,7 @@ def test_lesson_starts_with_the_colab_cell(lesson):
     assert sum(colab_cell.is_colab_cell(c) for c in notebook.cells) == 1, "exactly one Colab cell"
 
 
-def test_insertion_is_idempotent_and_keeps_the_lesson():
+def test_insertion_is_idempotent_and_keeps_the_lesson(colab_cell):
     notebook = nbformat.read(LESSONS[0], as_version=4)
     without = [c for c in notebook.cells if not colab_cell.is_colab_cell(c)]
     notebook.cells = list(without)
@@ -45,7 +44,7 @@ def test_insertion_is_idempotent_and_keeps_the_lesson():
     assert [c for c in notebook.cells if not colab_cell.is_colab_cell(c)] == without
 
 
-def test_readme_links_point_at_the_same_repository():
+def test_readme_links_point_at_the_same_repository(colab_cell):
     """The README's Binder and Colab badges, and the guide's links, name the repository the Colab
     cell clones (tools/colab_cell.py's REPOSITORY_URL)."""
     slug = colab_cell.REPOSITORY_URL.removeprefix("https://github.com/")
@@ -59,30 +58,18 @@ def test_readme_links_point_at_the_same_repository():
 
 
 @pytest.fixture()
-def kernel(tmp_path):
-    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
-    yield client
-    client.stop_channels()
-    manager.shutdown_kernel(now=True)
+def kernel(start_kernel, tmp_path):
+    return start_kernel(tmp_path)
 
 
-def run(client, code: str) -> str:
+def run(kernel, code: str) -> str:
     """Execute ``code``; returns what it printed; fails the test on an exception."""
-    text: list[str] = []
-
-    def collect(message):
-        if message["msg_type"] == "stream":
-            text.append(message["content"]["text"])
-        elif message["msg_type"] in ("execute_result", "display_data"):
-            text.append(message["content"]["data"].get("text/plain", ""))
-
-    reply = client.execute_interactive(code, timeout=120, output_hook=collect)
-    content = reply["content"]
-    assert content["status"] == "ok", f"{content.get('ename')}: {content.get('evalue')}"
-    return "".join(text)
+    error, text = kernel.run(code, timeout=120)
+    assert error is None, text
+    return text
 
 
-def test_the_cell_does_nothing_outside_colab(kernel, tmp_path):
+def test_the_cell_does_nothing_outside_colab(kernel, tmp_path, colab_cell):
     before = json.loads(run(kernel, "import json, os, sys; print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
     printed = run(kernel, colab_cell.SOURCE)
     after = json.loads(run(kernel, "print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
@@ -92,7 +79,7 @@ def test_the_cell_does_nothing_outside_colab(kernel, tmp_path):
     assert not any(tmp_path.iterdir()), "the cell must not write files outside Colab"
 
 
-def test_on_colab_the_cell_clones_installs_and_enters_notebooks(kernel):
+def test_on_colab_the_cell_clones_installs_and_enters_notebooks(kernel, colab_cell):
     """Pretend to be Colab (a fake ``google.colab`` module) and record what the cell would run."""
     run(kernel, """
 import os, subprocess, sys, types

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from retinanet_lite.__main__ import main
-from retinanet_lite.data import (CLASS_NAMES, CocoDetection, ShapesDataset, check_image, check_target, collate,
-                                 write_coco)
+from retinanet_lite.data import (CLASS_NAMES, CocoDetection, ShapesDataset, check_image, check_target,
+                                 coco_ground_truth, collate, write_coco)
+from retinanet_lite.metrics import to_coco_ground_truth
 
 
 def test_same_arguments_same_images_in_any_order():
@@ -81,6 +82,24 @@ def test_coco_round_trip(tmp_path):
         assert (image - original).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit PNG
         torch.testing.assert_close(target["boxes"], expected["boxes"])
         assert torch.equal(target["labels"], expected["labels"])
+
+
+def test_one_function_builds_the_coco_dict(tmp_path):
+    targets = [{"boxes": torch.tensor([[1.0, 2.0, 5.0, 9.0], [0.0, 0.0, 3.0, 3.0]]), "labels": torch.tensor([2, 0])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    coco = coco_ground_truth(targets, ("a", "b", "c"), [{"file_name": "x.png"}, {"file_name": "y.png"}])
+    assert coco["images"] == [{"id": 1, "file_name": "x.png"}, {"id": 2, "file_name": "y.png"}]
+    assert coco["annotations"] == [
+        {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 4.0, 7.0], "area": 28.0, "iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 3.0, 3.0], "area": 9.0, "iscrowd": 0}]
+    assert coco["categories"] == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
+    assert to_coco_ground_truth(targets, 3)["annotations"] == coco["annotations"]
+    dataset = ShapesDataset(3, 64, seed=2)
+    written = json.loads(write_coco(dataset, tmp_path, CLASS_NAMES).read_text())
+    assert written == coco_ground_truth([dataset[i][1] for i in range(3)], CLASS_NAMES,
+                                        [{"file_name": f"{i:06d}.png", "height": 64, "width": 64} for i in range(3)])
+    with pytest.raises(ValueError, match="2 targets but 1 image entries"):
+        coco_ground_truth(targets, ("a", "b", "c"), [{}])
 
 
 def coco_file(tmp_path, annotations, categories=({"id": 7, "name": "cat"}, {"id": 3, "name": "dog"})):

@@ -1,19 +1,15 @@
-"""Lesson 07 (training): its loss self-check has teeth, and the schedule explorer computes the right numbers."""
-import sys
-from pathlib import Path
+"""Lesson 07 (training): its loss self-check has teeth, the schedule explorer computes the right numbers,
+and the test run's shared model is the one the lesson would train."""
+import ast
 
-import matplotlib
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-from nbclient.exceptions import CellExecutionError  # noqa: E402
+from notebook_runner import LESSON_07_TRAINING, NOTEBOOKS
 
-sys.path.insert(0, str(Path(__file__).parent))
-from notebook_runner import run_lesson  # noqa: E402
-
-from retinanet_lite.train import lr_factor  # noqa: E402
-from retinanet_lite.widgets import draw_schedule, schedule_explorer  # noqa: E402
+from retinanet_lite.train import lr_factor
+from retinanet_lite.widgets import draw_schedule, schedule_explorer
 
 # Averages over anchors instead of normalising by the number of positives.
 MEAN_OVER_ANCHORS = '''
@@ -53,13 +49,22 @@ def batch_loss(logits, deltas, anchors, targets, config):
 
 
 @pytest.mark.parametrize("wrong", [MEAN_OVER_ANCHORS, COUNTS_IGNORED], ids=["mean-over-anchors", "counts-ignored"])
-def test_loss_check_catches_a_wrong_loss(wrong):
-    with pytest.raises(CellExecutionError, match="AssertionError"):
-        run_lesson("07_training.ipynb", replace={"impl-loss": wrong}, stop_after="check-loss")
+def test_loss_check_catches_a_wrong_loss(wrong, check_rejects):
+    check_rejects("07_training.ipynb", "impl-loss", wrong, "check-loss")
 
 
-def test_the_correct_loss_passes_its_check():
-    run_lesson("07_training.ipynb", stop_after="check-loss")
+def test_the_test_run_trains_the_lessons_model_by_the_lessons_recipe():
+    """The shared model of the test run (notebook_runner.lesson_checkpoint) is trained with the very
+    arguments of lesson 07's training cell, so that the lesson under nbval reuses it."""
+    cells = nbformat.read(NOTEBOOKS / "07_training.ipynb", as_version=4).cells
+    calls = [node for cell in cells if cell.cell_type == "code" and "train_or_reuse(" in cell.source
+             for node in ast.walk(ast.parse(TransformerManager().transform_cell(cell.source)))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "train_or_reuse"]
+    assert len(calls) == 1, "lesson 07 trains its model with one train_or_reuse call"
+    (call,) = calls
+    assert [ast.unparse(a) for a in call.args] == ["LESSON_CHECKPOINT", repr(LESSON_07_TRAINING["preset"])]
+    recipe = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg not in ("retrain", "callback")}
+    assert {"preset": LESSON_07_TRAINING["preset"], **recipe} == LESSON_07_TRAINING
 
 
 def test_draw_schedule_numbers():
@@ -67,7 +72,6 @@ def test_draw_schedule_numbers():
     assert result["lr_at_warmup_end"] == pytest.approx(1e-3)
     assert result["lr_at_half"] == pytest.approx(1e-3 * lr_factor(500, 100, 1000))
     assert 0.4e-3 < result["mean_lr"] < 0.6e-3  # a cosine spends about half the peak on average
-    plt.close("all")
 
 
 def test_schedule_explorer_redraws_when_a_slider_moves():
@@ -75,4 +79,3 @@ def test_schedule_explorer_redraws_when_a_slider_moves():
     before = explorer.result["mean_lr"]
     explorer.children[0].value = explorer.children[0].value * 10  # peak lr
     assert explorer.result["mean_lr"] == pytest.approx(10 * before)
-    plt.close("all")

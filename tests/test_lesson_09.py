@@ -1,12 +1,20 @@
-"""Lesson 09 (focal loss experiments): the CDF self-check has teeth."""
-import sys
+"""Lesson 09 (focal loss experiments): the CDF, grid and re-run self-checks have teeth, and the
+committed grid file passes the grid check. None of these tests trains a model: they stop before the
+lesson's one re-run, skip the Fig. 4 cells (which load or train lesson 07's model) and the data cell."""
+import json
 from pathlib import Path
 
+import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-sys.path.insert(0, str(Path(__file__).parent))
-from notebook_runner import run_lesson  # noqa: E402
+LESSON = "09_focal_loss_experiments.ipynb"
+ROOT = Path(__file__).resolve().parent.parent
+GRID_FILE = ROOT / "bench" / "results" / "focal_loss_grid.json"
+#: How the lesson's grid cell finds the committed result file (tests point it at a fake one instead).
+GRID_LOOKUP = 'course_file("bench/results/focal_loss_grid.json")'
+#: Cells that the grid's checks do not need: the training data and everything about Fig. 4.
+SKIPPED = {"data": "", "fig4-model": "", "check-fig4": "", "fig4": ""}
 
 # Sorts the wrong way round, so the curve rises fastest at the start.
 DESCENDING = '''
@@ -25,64 +33,75 @@ def normalised_cdf(losses):
 
 
 @pytest.mark.parametrize("wrong", [DESCENDING, UNNORMALISED], ids=["descending", "unnormalised"])
-def test_cdf_check_catches_a_wrong_cdf(wrong):
+def test_cdf_check_catches_a_wrong_cdf(run_lesson, wrong):
     with pytest.raises(CellExecutionError, match="AssertionError"):
-        run_lesson("09_focal_loss_experiments.ipynb", replace={"impl-cdf": wrong}, stop_after="check-cdf")
+        run_lesson(LESSON, replace={"data": "", "impl-cdf": wrong}, stop_after="check-cdf")
 
 
-def fake_grid(ap_of) -> str:
-    """A grid cell that fills ``results`` from ``ap_of(gamma, alpha)`` instead of training."""
-    return f'''
-STEPS = 250
-GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
-ALPHAS = [0.25, 0.5, 0.75]
-results = {{(g, a): {{"map": ({ap_of})(g, a), "map_50": 0.9}} for g in GAMMAS for a in ALPHAS}}
-'''
+def grid_cell_reading(path: Path) -> str:
+    """The lesson's grid cell, reading the result file at ``path`` instead of the committed one."""
+    notebook = nbformat.read(ROOT / "notebooks" / LESSON, as_version=4)
+    source = next(c.source for c in notebook.cells if "grid" in c.metadata.get("tags", []))
+    assert GRID_LOOKUP in source, f"the grid cell no longer finds its file with {GRID_LOOKUP}"
+    return source.replace(GRID_LOOKUP, f"Path({str(path)!r})")
+
+
+def fake_grid_file(tmp_path: Path, seed: int, ap_of) -> Path:
+    """The committed result file with seed ``seed``'s AP grid replaced by ``ap_of(gamma, alpha)``."""
+    result = json.loads(GRID_FILE.read_text())
+    gammas, alphas = result["settings"]["gammas"], result["settings"]["alphas"]
+    result["grids"][str(seed)]["map"] = [[ap_of(g, a) for a in alphas] for g in gammas]
+    path = tmp_path / "fake_grid.json"
+    path.write_text(json.dumps(result))
+    return path
 
 
 # Each fake grid breaks exactly one of the paper's trends that the check cell asserts
 # (value: the AP of (gamma, alpha), and a phrase of the assertion message that must fire).
 WRONG_GRIDS = {
-    "plain-ce-best": ("lambda g, a: 0.7 if g == 0 else 0.6 - 0.05 * g", "beat the best α-balanced"),
-    "large-alpha-best": ("lambda g, a: (0.5 if g == 0 else 0.55 if g < 5 else 0.1) + 0.1 * a", "should beat α = 0.75"),
-    "gamma5-fine": ("lambda g, a: (0.65 if g == 0.5 else 0.6) - 0.1 * a", "γ = 5 focuses too much"),
+    "plain-ce-best": (lambda g, a: 0.7 if g == 0 else 0.6 - 0.05 * g, "beat the best α-balanced"),
+    "large-alpha-best": (lambda g, a: (0.5 if g == 0 else 0.55 if g < 5 else 0.1) + 0.1 * a, "should beat α = 0.75"),
+    "gamma5-fine": (lambda g, a: (0.65 if g == 0.5 else 0.6) - 0.1 * a, "γ = 5 focuses too much"),
 }
 
 
 @pytest.mark.parametrize("ap_of, message", WRONG_GRIDS.values(), ids=WRONG_GRIDS.keys())
-def test_grid_check_catches_a_grid_without_the_papers_trends(ap_of, message):
-    with pytest.raises(CellExecutionError, match=message):
-        run_lesson("09_focal_loss_experiments.ipynb", replace={"grid": fake_grid(ap_of)}, stop_after="check-grid")
+def test_grid_check_catches_a_grid_without_the_papers_trends(run_lesson, tmp_path, ap_of, message):
+    # Only the last seed's grid is wrong: the check must look at every seed, not only the first.
+    last_seed = json.loads(GRID_FILE.read_text())["settings"]["seeds"][-1]
+    fake = fake_grid_file(tmp_path, last_seed, ap_of)
+    with pytest.raises(CellExecutionError, match=f"seed {last_seed}: .*{message}"):
+        run_lesson(LESSON, replace={**SKIPPED, "grid": grid_cell_reading(fake)}, stop_after="check-grid")
 
 
-# AP after 250 steps, measured with bench/focal_loss_grid.py --seeds 0,1,2 (2026-11-25): one row per
-# γ = 0, 0.5, 1, 2, 5; columns α = 0.25, 0.5, 0.75.
-MEASURED_GRIDS = {
-    0: [
-        [0.552, 0.578, 0.587],
-        [0.626, 0.621, 0.554],
-        [0.606, 0.564, 0.438],
-        [0.546, 0.447, 0.357],
-        [0.253, 0.260, 0.239],
-    ],
-    1: [
-        [0.554, 0.591, 0.576],
-        [0.642, 0.628, 0.533],
-        [0.633, 0.570, 0.469],
-        [0.499, 0.403, 0.310],
-        [0.251, 0.232, 0.215],
-    ],
-    2: [
-        [0.442, 0.552, 0.559],
-        [0.644, 0.631, 0.541],
-        [0.641, 0.587, 0.408],
-        [0.547, 0.467, 0.291],
-        [0.271, 0.252, 0.246],
-    ],
-}
+def test_grid_check_accepts_the_committed_grid_of_every_seed(run_lesson):
+    run_lesson(LESSON, replace=SKIPPED, stop_after="check-grid")
 
 
-@pytest.mark.parametrize("seed", sorted(MEASURED_GRIDS))
-def test_grid_check_accepts_the_measured_grid_of_every_seed(seed):
-    ap_of = f"lambda g, a: {MEASURED_GRIDS[seed]!r}[GAMMAS.index(g)][ALPHAS.index(a)]"
-    run_lesson("09_focal_loss_experiments.ipynb", replace={"grid": fake_grid(ap_of)}, stop_after="check-grid")
+def test_rerun_check_catches_a_rerun_that_disagrees_with_the_file(run_lesson):
+    # A "re-run" 0.1 AP above the file's value (no training): the tolerance check must fire.
+    off = '''
+SEED, GAMMA, ALPHA = 0, 2.0, 0.25
+rerun = {key: grid[GAMMAS.index(GAMMA)][ALPHAS.index(ALPHA)] + 0.1 for key, grid in grid_file["grids"][str(SEED)].items()}
+'''
+    with pytest.raises(CellExecutionError, match="the file says"):
+        run_lesson(LESSON, replace={**SKIPPED, "rerun": off}, stop_after="check-rerun")
+
+
+def test_the_grid_file_says_how_it_was_made():
+    result = json.loads(GRID_FILE.read_text())
+    assert "bench/focal_loss_grid.py" in result["command"]
+    assert result["date"] and result["machine"]["cpu"] and result["machine"]["cores"] and result["machine"]["torch"]
+    settings = result["settings"]
+    assert sorted(result["grids"]) == sorted(map(str, settings["seeds"]))
+    for grid in result["grids"].values():
+        assert "map" in grid and set(grid) <= {"map", "map_50"}  # AP50 is there when `make bench` wrote the file
+        for values in grid.values():
+            assert [len(row) for row in values] == [len(settings["alphas"])] * len(settings["gammas"])
+
+
+def test_the_full_runs_file_says_how_it_was_made():
+    result = json.loads((ROOT / "bench" / "results" / "focal_loss_full.json").read_text())
+    assert "bench/focal_loss_grid.py --full" in result["command"] and result["date"] and result["machine"]["cores"]
+    assert {(r["gamma"], r["alpha"]) for r in result["runs"]} == {tuple(p) for p in result["settings"]["pairs"]}
+    assert all(0 < r["map"] <= 1 and r["steps"] == result["settings"]["steps"] for r in result["runs"])

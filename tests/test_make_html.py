@@ -3,16 +3,11 @@ progress bars frozen into static HTML, an index, and a failing lesson reported r
 (The real lessons take about 8 minutes to run; ``make html`` itself is run by hand.)"""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("make_html", ROOT / "tools" / "make_html.py")
-make_html = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_html)
 
 EXPLORER = '''\
 import ipywidgets as widgets
@@ -34,7 +29,9 @@ def lesson(path: Path, title: str, *code: str) -> Path:
     return path
 
 
-def test_render_course(tmp_path):
+@pytest.mark.notebook  # nbconvert runs the two lessons in Jupyter kernels
+def test_render_course(tmp_path, tool):
+    make_html = tool("make_html")
     good = lesson(tmp_path / "98_widgets.ipynb", "Lesson 98 — Widgets", EXPLORER, PROGRESS)
     bad = lesson(tmp_path / "99_broken.ipynb", "Lesson 99 — Broken", "1 / 0", "print('never runs')")
     out = tmp_path / "html"

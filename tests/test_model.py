@@ -9,7 +9,9 @@ from retinanet_lite.backbone import build_backbone
 from retinanet_lite.config import PRESETS, RetinaNetConfig, preset_config
 from retinanet_lite.fpn import PyramidFeatures
 from retinanet_lite.heads import classification_head, flatten_level, prior_bias
-from retinanet_lite.model import RetinaNet
+from retinanet_lite import model as model_module
+from retinanet_lite.losses import focal_loss
+from retinanet_lite.model import ANCHOR_CACHE_SIZE, RetinaNet, padded_size, resize_factor
 
 
 def tiny(**overrides) -> RetinaNet:
@@ -74,7 +76,7 @@ def test_number_of_anchors_comes_from_the_config(ratios, scales):
     model = tiny(anchor_ratios=ratios, anchor_scales=scales)
     model.eval()
     batch, _ = model.prepare_batch([torch.rand(3, 64, 64)])
-    cls, box = model.predict(batch)
+    cls, box = model.head_outputs(batch)
     assert cls.shape[1] == box.shape[1] == len(model.anchors((64, 64), batch.device))
     model.train()
     losses = model([torch.rand(3, 64, 64)], [target([[5, 5, 30, 40]], [1])])
@@ -120,7 +122,7 @@ def test_channels_last_layout_is_used_and_changes_nothing_but_rounding():
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=f"gradient of {name}")
     fast.eval(), plain.eval()
     with torch.no_grad():
-        fast_logits, plain_logits = fast.predict(fast.prepare_batch(images)[0]), plain.predict(plain.prepare_batch(images)[0])
+        fast_logits, plain_logits = fast.head_outputs(fast.prepare_batch(images)[0]), plain.head_outputs(plain.prepare_batch(images)[0])
     for a, b in zip(fast_logits, plain_logits):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -173,13 +175,13 @@ def test_postprocess_keeps_the_best_box_and_suppresses_duplicates():
     best = 10  # a P3 anchor; make its neighbour (same location, next scale) a near-duplicate
     logits[0, best, 1], logits[0, best + 1, 1], logits[0, best + 1, 2] = 5.0, 4.0, 3.0
     per_level = anchors_per_level((128, 128), model.config.strides, model.config.num_anchors)
-    out = model.postprocess(logits, deltas, anchors, per_level, [(128, 128)], [1.0])[0]
+    out = model.nms(model.select_candidates(logits, deltas, anchors, per_level, [(128, 128)], [1.0])[0])
     assert out["labels"].tolist() == [1, 2]  # class 1's duplicate is suppressed, class 2's box stays
     torch.testing.assert_close(out["boxes"][0], anchors[best].clamp(0, 128))
 
 
 def test_presets_build_and_paper_preset_matches_the_paper():
-    paper = PRESETS["paper"]
+    paper = PRESETS["paper"].model
     assert (paper.backbone, paper.fpn_channels, paper.head_convs, paper.num_anchors) == ("resnet50", 256, 4, 9)
     assert paper.anchor_sizes == (32, 64, 128, 256, 512) and paper.strides == (8, 16, 32, 64, 128)
     assert (paper.focal_alpha, paper.focal_gamma, paper.pos_iou, paper.neg_iou) == (0.25, 2.0, 0.5, 0.4)
@@ -188,9 +190,9 @@ def test_presets_build_and_paper_preset_matches_the_paper():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m: m([]), "non-empty list"),
-    (lambda m: m([torch.rand(1, 64, 64)]), r"images\[0\]"),
-    (lambda m: m([torch.rand(64, 64, 3)]), r"images\[0\]"),
+    (lambda m: m([], []), "non-empty list"),
+    (lambda m: m([torch.rand(1, 64, 64)], [target([], [])]), r"images\[0\]"),
+    (lambda m: m([torch.rand(64, 64, 3)], [target([], [])]), r"images\[0\]"),
     (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 5, 20]], [0])]), "x2 < x1"),
     (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 20, 20]], [3])]), "label"),
     (lambda m: m([torch.rand(3, 64, 64)], [target([[10, 10, 20, 20]], [0])] * 2), "2 targets"),
@@ -206,12 +208,87 @@ def test_bad_input_raises_clear_errors(call, message):
 def test_unknown_preset_and_config_key():
     with pytest.raises(ValueError, match="unknown preset"):
         RetinaNet.from_preset("resnet-9000")
-    with pytest.raises(ValueError, match="unknown config key"):
+    with pytest.raises(ValueError, match="unknown RetinaNetConfig key"):
         preset_config("shapes-cpu", fpn_width=3)
     with pytest.raises(ValueError, match="box_loss"):
         RetinaNetConfig(box_loss="mse")
 
 
 def test_config_round_trips_through_a_dict():
-    config = PRESETS["shapes-cpu"]
+    config = PRESETS["shapes-cpu"].model
     assert RetinaNetConfig.from_dict(config.to_dict()) == config
+
+
+# ------------------------------------------------------------------ defects found by the engineering review
+def test_training_without_targets_is_rejected_before_the_forward_pass(monkeypatch):
+    model = tiny()
+    model.train()
+
+    def must_not_run(batch):
+        raise AssertionError("the network ran before the missing targets were noticed")
+
+    monkeypatch.setattr(model, "head_outputs", must_not_run)
+    with pytest.raises(ValueError, match="needs targets"):
+        model([torch.rand(3, 64, 64)])
+
+
+def test_anchor_cache_is_bounded_on_images_of_many_sizes():
+    model = tiny()
+    model.eval()
+    for side in range(32, 32 + 3 * ANCHOR_CACHE_SIZE):
+        model([torch.rand(3, side, 48)])
+    assert len(model._anchor_cache) == ANCHOR_CACHE_SIZE
+    newest = model.anchors((32 + 3 * ANCHOR_CACHE_SIZE - 1, 48), torch.device("cpu"))
+    assert newest is model.anchors((32 + 3 * ANCHOR_CACHE_SIZE - 1, 48), torch.device("cpu")), "recent sizes stay cached"
+
+
+def test_loss_builds_no_int64_one_hot_and_skips_the_target_check(monkeypatch):
+    """The model's classification target is made in the logits' dtype (no int64 one-hot, the largest
+    temporary on the paper preset) and focal_loss's 0/1 check (a device sync per step) is skipped."""
+    model = tiny()
+    model.train()
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    targets = [target([[4, 4, 30, 40]], [2]), target([], [])]
+    seen = []
+    real_focal_loss = model_module.focal_loss
+
+    def spy(logits, targets, *args, **kwargs):
+        seen.append((targets.dtype, kwargs.get("validate", True)))
+        return real_focal_loss(logits, targets, *args, **kwargs)
+
+    monkeypatch.setattr(model_module, "focal_loss", spy)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        losses = model(images, targets)
+    assert torch.isfinite(sum(losses.values()))
+    assert seen == [(torch.float32, False)]
+    ops = {event.key for event in profile.key_averages()}
+    assert "aten::one_hot" not in ops, "the classification target should be built without F.one_hot"
+
+
+def test_focal_loss_still_checks_the_targets_of_other_callers():
+    with pytest.raises(ValueError, match="0 or 1"):
+        focal_loss(torch.zeros(3), torch.tensor([0.0, 0.5, 1.0]))
+
+
+def test_resize_and_padding_helpers_match_prepare_batch():
+    config = preset_config("paper")
+    model = RetinaNet(config.replace(backbone="tiny", fpn_channels=16, head_convs=1, num_classes=2))
+    for sizes in ([(480, 640)], [(100, 1000), (333, 500)], [(37, 41)]):
+        batch, scales = model.prepare_batch([torch.rand(3, h, w) for h, w in sizes])
+        assert tuple(batch.shape[-2:]) == padded_size(config, sizes)
+        assert scales == [resize_factor(config, size) for size in sizes]
+    assert resize_factor(preset_config("shapes-cpu"), (37, 1000)) == 1.0  # min_size None: no resizing
+    assert resize_factor(config, (480, 640)) == pytest.approx(800 / 480)
+    assert resize_factor(config, (100, 1000)) == pytest.approx(1333 / 1000)  # the long side caps it
+
+
+def test_candidates_before_nms_contain_the_detections():
+    torch.manual_seed(0)
+    model = tiny(score_thresh=0.0)
+    model.eval()
+    image = torch.rand(3, 64, 80)
+    found = model.candidates([image])[0]
+    detections = model([image])[0]
+    assert (found["scores"][:-1] >= found["scores"][1:]).all(), "candidates come best first"
+    assert len(detections["boxes"]) <= min(len(found["boxes"]), model.config.max_detections)
+    torch.testing.assert_close(model.nms(found), detections)

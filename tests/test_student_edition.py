@@ -8,35 +8,29 @@
   ``AssertionError``) — and with the instructor's solution pasted back, the check passes.
 
 Whole lessons are not run here (nbval does that for the instructor edition); one kernel per
-exercise runs only the few cells it needs.
+exercise runs only the few cells it needs. Where those load lesson 07's trained model, the test run's
+shared one (the ``lesson_checkpoint`` fixture) is copied into the student edition first.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
+import shutil
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
-from jupyter_client.manager import start_new_kernel
 
-from lesson_cells import BEGIN, CHECK_TAG, END, EXERCISE_TAG, dependency_slice, exercises, has_solution, tags
+from lesson_cells import (BEGIN, CHECK_TAG, END, EXERCISE_TAG, Exercise, dependency_slice, exercises, has_solution,
+                          tags)
+
+from retinanet_lite.train import LESSON_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("*.ipynb"))
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # nbgrader's Python stub
-CELL_TIMEOUT = 1800  # seconds; a set-up cell may train the lesson-07 model (load_or_train) if none is saved
-
-
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` (tools/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -65,10 +59,10 @@ def without_solutions(source: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def student_dir(tmp_path_factory) -> Path:
+def student_dir(tmp_path_factory, tool) -> Path:
     """A freshly generated student edition (in a temporary folder, not build/)."""
     out = tmp_path_factory.mktemp("course") / "student"
-    load_tool("make_student_edition").make_student_edition(NOTEBOOKS, out)
+    tool("make_student_edition").make_student_edition(NOTEBOOKS, out)
     return out
 
 
@@ -134,59 +128,42 @@ def test_exercises_are_tagged(lesson):
     assert solution_cells <= {e.cell for e in found}
 
 
-class Kernel:
-    """A fresh IPython kernel in ``cwd``; :meth:`run` executes code and reports the error, if any."""
-
-    def __init__(self, cwd: Path):
-        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(cwd))
-
-    def run(self, source: str) -> tuple[str | None, str]:
-        """Execute ``source``; returns (exception name or None, printed text and error message)."""
-        text: list[str] = []
-
-        def collect(message: dict) -> None:
-            content = message["content"]
-            if message["msg_type"] == "stream":
-                text.append(content["text"])
-            elif message["msg_type"] == "error":
-                text.append(f"{content['ename']}: {content['evalue']}")
-
-        reply = self.client.execute_interactive(source, timeout=CELL_TIMEOUT, output_hook=collect)
-        content = reply["content"]
-        return (content["ename"] if content["status"] == "error" else None), "".join(text)[-2000:]
-
-    def close(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
+def needs_lesson_model(lesson: Path, exercise: Exercise) -> bool:
+    """Whether the cells this exercise runs load lesson 07's model (``load_or_train``)."""
+    notebook = read(lesson)
+    return any("load_or_train(" in notebook.cells[i].source
+               for i in dependency_slice(notebook, [exercise.cell, exercise.check]))
 
 
-CASES = [(lesson, exercise) for lesson in LESSONS for exercise in exercises(read(lesson))]
+CASES = [pytest.param(lesson, exercise, id=f"{lesson.stem}-ex{exercise.number}",
+                      marks=[pytest.mark.training] if needs_lesson_model(lesson, exercise) else [])
+         for lesson in LESSONS for exercise in exercises(read(lesson))]
 
 
-@pytest.mark.parametrize("lesson, exercise", CASES, ids=[f"{l.stem}-ex{e.number}" for l, e in CASES])
-def test_exercise_check_fails_until_solved(lesson, exercise, student_dir):
+@pytest.mark.parametrize("lesson, exercise", CASES)
+def test_exercise_check_fails_until_solved(lesson, exercise, student_dir, start_kernel, request):
     teacher, student = read(lesson), read(student_dir / lesson.name)
     prelude = dependency_slice(teacher, [exercise.cell, exercise.check])
-    kernel = Kernel(student_dir)
-    try:
-        start = time.perf_counter()
-        for index in prelude:
-            error, text = kernel.run(teacher.cells[index].source)
-            assert error is None, f"set-up cell {index} failed on its own: {text}"
-        prelude_seconds = time.perf_counter() - start
+    if request.node.get_closest_marker("training"):  # the prelude loads lesson 07's model: the shared one
+        (student_dir / LESSON_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(request.getfixturevalue("lesson_checkpoint"), student_dir / LESSON_CHECKPOINT)
+    kernel = start_kernel(student_dir)
+    start = time.perf_counter()
+    for index in prelude:
+        error, text = kernel.run(teacher.cells[index].source)
+        assert error is None, f"set-up cell {index} failed on its own: {text[-2000:]}"
+    prelude_seconds = time.perf_counter() - start
 
-        # the student edition, as handed out: the exercise or its check must fail
-        error, text = kernel.run(student.cells[exercise.cell].source)
-        if error is None:
-            error, text = kernel.run(student.cells[exercise.check].source)
-        assert error in ("NotImplementedError", "AssertionError"), (
-            f"the unsolved exercise should fail with NotImplementedError or AssertionError, got {error}: {text}")
+    # the student edition, as handed out: the exercise or its check must fail
+    error, text = kernel.run(student.cells[exercise.cell].source)
+    if error is None:
+        error, text = kernel.run(student.cells[exercise.check].source)
+    assert error in ("NotImplementedError", "AssertionError"), (
+        f"the unsolved exercise should fail with NotImplementedError or AssertionError, got {error}: {text[-2000:]}")
 
-        # the instructor's solution pasted back: the check passes
-        for index in (exercise.cell, exercise.check):
-            error, text = kernel.run(teacher.cells[index].source)
-            assert error is None, (f"with the solution, cell {index} fails ({error}) after the set-up cells "
-                                   f"{prelude}: {text}")
-        print(f"{lesson.stem} exercise {exercise.number}: set-up cells {prelude} in {prelude_seconds:.1f} s")
-    finally:
-        kernel.close()
+    # the instructor's solution pasted back: the check passes
+    for index in (exercise.cell, exercise.check):
+        error, text = kernel.run(teacher.cells[index].source)
+        assert error is None, (f"with the solution, cell {index} fails ({error}) after the set-up cells "
+                               f"{prelude}: {text[-2000:]}")
+    print(f"{lesson.stem} exercise {exercise.number}: set-up cells {prelude} in {prelude_seconds:.1f} s")

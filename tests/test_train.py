@@ -5,7 +5,7 @@ import torch
 from retinanet_lite.data import ShapesDataset
 from retinanet_lite.model import RetinaNet
 from retinanet_lite.train import (InMemory, TrainConfig, fit, hflip, load_checkpoint, load_or_train, lr_factor,
-                                  pick_device, save_checkpoint, split_overrides, train)
+                                  pick_device, save_checkpoint, split_overrides, train, train_or_reuse)
 
 SMALL = dict(num_train_images=8, num_val_images=8, batch_size=4, warmup_steps=5, eval_batch_size=8, progress=False)
 
@@ -55,6 +55,35 @@ def test_load_or_train_says_what_it_loaded(tmp_path, capsys):
     loaded = load_or_train(path)
     assert f"loaded {path}: trained for 3 steps, AP@[.5:.95] {history['eval'][-1]['map']:.3f}" in capsys.readouterr().out
     torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+
+def test_train_or_reuse_reuses_only_a_model_of_the_same_recipe(tmp_path, capsys):
+    path = tmp_path / "lesson.pt"
+    model, history = train_or_reuse(path, steps=3, device="cpu", **SMALL)
+    assert f"saved {path}" in capsys.readouterr().out
+    again, again_history = train_or_reuse(path, steps=3, device="cpu", **SMALL)
+    assert f"reusing {path}, made by this same recipe: trained for 3 steps" in capsys.readouterr().out
+    torch.testing.assert_close(again.state_dict(), model.state_dict())
+    assert again_history["loss"] == history["loss"] and again_history["eval"][-1]["map"] == history["eval"][-1]["map"]
+    assert not again.training
+    # another seed, another TrainConfig field, another model config field, or retrain=True: trained anew
+    for changed in (dict(seed=1), dict(lr=1e-3), dict(fpn_channels=32), dict(retrain=True)):
+        train_or_reuse(path, **{"steps": 3, "device": "cpu", **SMALL, **changed})
+        assert "reusing" not in capsys.readouterr().out, changed
+    # a field added to TrainConfig after the file was saved counts with its default; a removed one does not match
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["recipe"]["train_config"]["max_seconds"]
+    torch.save(checkpoint, path)
+    train_or_reuse(path, steps=3, device="cpu", **SMALL)
+    assert "reusing" in capsys.readouterr().out
+    checkpoint["recipe"]["train_config"]["gone"] = 1
+    torch.save(checkpoint, path)
+    train_or_reuse(path, steps=3, device="cpu", **SMALL)
+    assert "reusing" not in capsys.readouterr().out
+    # a checkpoint that does not record its recipe (save_checkpoint, load_or_train) is not reused
+    save_checkpoint(path, model, history)
+    train_or_reuse(path, steps=3, device="cpu", **SMALL)
+    assert "reusing" not in capsys.readouterr().out
 
 
 def test_checkpoint_for_another_config_is_refused(tmp_path):

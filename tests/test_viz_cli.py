@@ -1,10 +1,4 @@
 """Drawing helpers render, and the command line works end to end."""
-import subprocess
-import sys
-
-import matplotlib
-
-matplotlib.use("Agg")
 import pytest
 import torch
 
@@ -33,11 +27,11 @@ def test_drawing_helpers_draw_what_they_are_given(tmp_path):
 def test_parse_overrides():
     assert parse_overrides(["lr=0.001", "box_loss=giou", "anchor_sizes=(8, 16, 32, 64, 128)"]) == {
         "lr": 0.001, "box_loss": "giou", "anchor_sizes": (8, 16, 32, 64, 128)}
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["lr"])
 
 
-@pytest.mark.parametrize("command", ["data", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["data", "train", "evaluate", "detect"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -52,13 +46,13 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     assert "map_50" in capsys.readouterr().out
     main(["data", "shapes", "--out", str(tmp_path / "shapes"), "--num-train", "3", "--num-val", "2"])
     image = sorted((tmp_path / "shapes" / "val" / "images").glob("*.png"))[0]
-    main(["predict", str(image), "--checkpoint", str(tmp_path / "model.pt"), "--out", str(tmp_path / "p.png"),
+    main(["detect", str(image), "--checkpoint", str(tmp_path / "model.pt"), "--out", str(tmp_path / "p.png"),
           "--min-score", "0"])
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
-def test_bad_option_gives_a_message_not_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "retinanet_lite", "train", "--steps", "1", "--set", "lerning_rate=1"],
-                            capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "lerning_rate" in result.stderr and "Traceback" not in result.stderr
+def test_bad_option_gives_a_message_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--steps", "1", "--set", "lerning_rate=1"])
+    assert exit_info.value.code not in (0, None)
+    assert "lerning_rate" in str(exit_info.value.code) + capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""Shared test set-up: the matplotlib backend, figures closed after every test, scripts from tools/,
+the lesson runner, Jupyter kernels, the trained lesson model — and the markers that keep the inner
+loop fast.
+
+Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
+
+* ``notebook`` — starts a Jupyter kernel or runs notebook cells. Given automatically to nbval's
+  cells and to every test that uses the ``run_lesson``, ``check_rejects`` or ``start_kernel`` fixture
+  (or calls ``notebook_runner.run_lesson`` itself); any other test that starts a kernel fails, saying so.
+* ``training`` — trains a model beyond a few in-process steps (or under torchrun). Given
+  automatically to every test that uses the ``lesson_checkpoint`` or ``lesson_model`` fixture; a
+  test with none of the three markers whose training run asks for more than ``MAX_UNMARKED_STEPS``
+  steps fails, saying so. (A ``notebook`` test whose lesson cells load lesson 07's model trains it
+  first if it is missing: see ``notebook_runner.lesson_checkpoint``.)
+* ``browser`` — drives a real browser (given to every test that uses the ``browser`` fixture).
+"""
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import matplotlib
+
+matplotlib.use("Agg")  # once, before any test imports pyplot: no windows, same pixels everywhere
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from jupyter_client.manager import KernelManager  # noqa: E402
+
+import notebook_runner  # noqa: E402
+import retinanet_lite.train  # noqa: E402
+from retinanet_lite.train import load_checkpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Tests with none of the markers may train for at most this many steps.
+MAX_UNMARKED_STEPS = 200
+#: Fixture → the marker every test using it (directly or through another fixture) gets.
+FIXTURE_MARKERS = {"run_lesson": "notebook", "check_rejects": "notebook", "start_kernel": "notebook",
+                   "lesson_checkpoint": "training", "lesson_model": "training", "browser": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.suffix == ".ipynb":  # a cell that nbval runs
+            item.add_marker("notebook")
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in FIXTURE_MARKERS:
+                item.add_marker(FIXTURE_MARKERS[fixture])
+        function = getattr(item, "function", None)
+        if function is not None and "run_lesson" in function.__code__.co_names:  # imported, not the fixture
+            item.add_marker("notebook")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close every matplotlib figure a test leaves open."""
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(autouse=True)
+def unmarked_tests_stay_fast(request, monkeypatch):
+    """A test without the ``notebook`` marker may not start a Jupyter kernel, and a test without any
+    of the three markers may not train for more than MAX_UNMARKED_STEPS steps: each fails with a
+    message naming the marker it needs (so ``make test-fast`` never runs either by accident)."""
+    name = request.node.nodeid
+    markers = {marker.name for marker in request.node.iter_markers()}
+    if "notebook" not in markers:
+        def refuse_kernel(*args, **kwargs):
+            raise RuntimeError(f"{name} starts a Jupyter kernel: mark it @pytest.mark.notebook "
+                               "(or use the run_lesson, check_rejects or start_kernel fixture)")
+        monkeypatch.setattr(KernelManager, "_async_pre_start_kernel", refuse_kernel)
+    if not markers & {"notebook", "training", "browser"}:
+        fit = retinanet_lite.train.fit
+
+        def short_fit(model, train_set, val_set, recipe, *args, **kwargs):
+            if recipe.steps > MAX_UNMARKED_STEPS and recipe.max_seconds is None:
+                raise RuntimeError(f"{name} trains for {recipe.steps} steps: mark it @pytest.mark.training "
+                                   "(or use the lesson_model / lesson_checkpoint fixture)")
+            return fit(model, train_set, val_set, recipe, *args, **kwargs)
+        monkeypatch.setattr(retinanet_lite.train, "fit", short_fit)
+
+
+@cache
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` once (tools/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tool():
+    """``tool("make_html")``: the module of the script ``tools/make_html.py``."""
+    return load_tool
+
+
+@pytest.fixture
+def run_lesson():
+    """:func:`notebook_runner.run_lesson`: run a lesson in a fresh kernel, with cells replaced."""
+    return notebook_runner.run_lesson
+
+
+@pytest.fixture
+def check_rejects():
+    """:func:`notebook_runner.check_rejects`: prove that a lesson's self-check rejects wrong code."""
+    return notebook_runner.check_rejects
+
+
+@pytest.fixture
+def start_kernel():
+    """``start_kernel(cwd)`` → a fresh :class:`notebook_runner.Kernel` in ``cwd``, shut down after the test."""
+    kernels: list[notebook_runner.Kernel] = []
+
+    def start(cwd: Path) -> notebook_runner.Kernel:
+        kernels.append(notebook_runner.Kernel(cwd))
+        return kernels[-1]
+
+    yield start
+    for kernel in kernels:
+        kernel.close()
+
+
+@pytest.fixture(scope="session")
+def lesson_checkpoint() -> Path:
+    """notebooks/checkpoints/shapes-cpu.pt, trained by lesson 07's recipe: trained once per test run
+    at most (a couple of minutes), then reused by every test, nbval's lessons 07–11 and the student
+    edition (see :func:`notebook_runner.lesson_checkpoint`)."""
+    return notebook_runner.lesson_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def lesson_model(lesson_checkpoint):
+    """The trained model of lesson 07 (eval mode, on the CPU). Shared: do not change it in a test."""
+    return load_checkpoint(lesson_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tree_data() -> Path:
+    """The folder of the DeepForest tree-crown images and XML files: fetched at most once per test run
+    into the cache folder (``data/deepforest``; a ~20 MB wheel from the package registry), then reused."""
+    from retinanet_lite.data import deepforest_data
+
+    return deepforest_data()
