@@ -11,8 +11,8 @@ Interrupted (on a shared machine, say), the same command started again continues
 finished runs are kept in ``<result file>.partial``, and a full run resumes from its last checkpoint
 in ``runs/focal_loss_full/``. Every run is seeded, so this changes no number.
 
-    .venv/bin/python bench/focal_loss_grid.py [--seeds 0,1,2] [--steps 250]            # 45 runs, ~20 min
-    .venv/bin/python bench/focal_loss_grid.py --full --seeds 0                          # 4 runs, ~10 min
+    .venv/bin/python bench/focal_loss_grid.py [--seeds 0,1,2] [--steps 250]            # 45 runs, ~15 min
+    .venv/bin/python bench/focal_loss_grid.py --full --seeds 0                          # 4 runs, ~7 min
 """
 from __future__ import annotations
 
