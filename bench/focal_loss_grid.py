@@ -98,7 +98,8 @@ class FinishedRuns:
         self.path = out.with_name(out.name + PARTIAL)
         self.done: dict[str, dict] = {}
         lines = self.path.read_text().splitlines() if self.path.exists() else []
-        if lines and json.loads(lines[0]) == json.loads(json.dumps(settings)):
+        self.fresh = not (lines and json.loads(lines[0]) == json.loads(json.dumps(settings)))  # nothing to resume
+        if not self.fresh:
             for line in lines[1:]:
                 try:
                     key, result = json.loads(line)
@@ -131,6 +132,8 @@ def full_runs(args: argparse.Namespace, seeds: list[int]) -> None:
                 f"{VAL_SEED_OFFSET})", "seeds": seeds, "pairs": pairs}
     out = args.out or RESULTS / "focal_loss_full.json"
     finished = FinishedRuns(out, settings)
+    if finished.fresh:  # checkpoints of another invocation (maybe of other code) are not resumed
+        shutil.rmtree(SCRATCH, ignore_errors=True)
 
     def full_run(gamma: float, alpha: float, seed: int) -> dict:
         scratch = SCRATCH / f"gamma{gamma}-alpha{alpha}-seed{seed}"
