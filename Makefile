@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to start as root unless told that this is intended (containers, Binder-like boxes).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast bench data student html clean
+.PHONY: lab test test-fast bench data student publish-student grade html clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ data: $(STAMP)
 # The lessons with every exercise solution replaced by nbgrader's stub → build/student/ (hand this out).
 student: $(STAMP)
 	$(BIN)/python tools/make_student_edition.py
+
+# The student edition as branch `student` (Binder and Colab links included) for `git push origin student`.
+publish-student: $(STAMP)
+	$(BIN)/python tools/publish_student.py
+
+# Grade SUBMISSIONS=folder/<student>/<lesson>.ipynb against the edition handed out (RELEASE, default build/student)
+# → build/grades/grades.csv and one feedback page per student. TIMEOUT: seconds per exercise (default 120).
+RELEASE ?= build/student
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder  (folder/<student>/<lesson>.ipynb)"; exit 2; }
+	$(BIN)/python tools/grade.py "$(SUBMISSIONS)" --release "$(RELEASE)" $(if $(TIMEOUT),--timeout $(TIMEOUT),)
 
 # Run every lesson and render the course as a static website → build/html/index.html (about 8 minutes on a quiet 2-core CPU).
 html: $(STAMP)

@@ -16,10 +16,7 @@ Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
 """
 from __future__ import annotations
 
-import importlib.util
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import matplotlib
 
@@ -29,6 +26,7 @@ import pytest  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 import notebook_runner  # noqa: E402
+from notebook_runner import load_tool  # noqa: E402
 import retinanet_lite.train  # noqa: E402
 from retinanet_lite.train import load_checkpoint  # noqa: E402
 
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Tests with none of the markers may train for at most this many steps.
 MAX_UNMARKED_STEPS = 200
 #: Fixture → the marker every test using it (directly or through another fixture) gets.
-FIXTURE_MARKERS = {"run_lesson": "notebook", "check_rejects": "notebook", "start_kernel": "notebook",
+FIXTURE_MARKERS = {"student_run": "notebook", "run_lesson": "notebook", "check_rejects": "notebook", "start_kernel": "notebook",
                    "lesson_checkpoint": "training", "lesson_model": "training", "browser": "browser"}
 
 
@@ -81,15 +79,6 @@ def unmarked_tests_stay_fast(request, monkeypatch):
                                    "(or use the lesson_model / lesson_checkpoint fixture)")
             return fit(model, train_set, val_set, recipe, *args, **kwargs)
         monkeypatch.setattr(retinanet_lite.train, "fit", short_fit)
-
-
-@cache
-def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` once (tools/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -12,17 +12,34 @@ trains it once, by lesson 07's own recipe, so that neither these tests nor nbval
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
-from lesson_cells import dependency_slice
 from retinanet_lite.train import LESSON_CHECKPOINT, train_or_reuse
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` (tools/ is a folder of scripts, not a package) once, under its own name,
+    so that tools importing each other (the grader imports lesson_cells) find the same module."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+dependency_slice = load_tool("lesson_cells").dependency_slice
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 
@@ -114,20 +131,28 @@ class Kernel:
     def run(self, source: str, timeout: float = 600) -> tuple[str | None, str]:
         """Execute ``source``; returns (exception name or None, what it printed, displayed as text, and
         the error message)."""
-        text: list[str] = []
+        error, messages = self.execute(source, timeout)
+        text = []
+        for kind, content in messages:
+            if kind == "stream":
+                text.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                text.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                text.append(f"{content['ename']}: {content['evalue']}")
+        return error, "".join(text)
+
+    def execute(self, source: str, timeout: float = 600) -> tuple[str | None, list[tuple[str, dict]]]:
+        """Execute ``source``; returns (exception name or None, its output messages as (type, content))."""
+        messages: list[tuple[str, dict]] = []
 
         def collect(message: dict) -> None:
-            content = message["content"]
-            if message["msg_type"] == "stream":
-                text.append(content["text"])
-            elif message["msg_type"] in ("execute_result", "display_data"):
-                text.append(content["data"].get("text/plain", ""))
-            elif message["msg_type"] == "error":
-                text.append(f"{content['ename']}: {content['evalue']}")
+            if message["msg_type"] in ("stream", "execute_result", "display_data", "error"):
+                messages.append((message["msg_type"], message["content"]))
 
         reply = self.client.execute_interactive(source, timeout=timeout, output_hook=collect)
         content = reply["content"]
-        return (content["ename"] if content["status"] == "error" else None), "".join(text)
+        return (content["ename"] if content["status"] == "error" else None), messages
 
     def close(self) -> None:
         self.client.stop_channels()

@@ -1,65 +1,10 @@
-"""Lesson 01 (boxes and IoU): its self-checks have teeth, and its explorers compute the right numbers."""
+"""Lesson 01 (boxes and IoU): its explorers compute the right numbers (its exercises' checks: test_workbook_lesson01.py)."""
 import math
 
 import pytest
 
 from retinanet_lite.widgets import (IOU_REFERENCE, deltas_explorer, draw_box_deltas, draw_iou,
                                     iou_explorer)
-
-LESSON = "01_boxes_and_iou.ipynb"
-
-# Forgets to subtract the intersection from the union.
-UNION_TOO_BIG = '''
-def area(box):
-    return (box[2] - box[0]) * (box[3] - box[1])
-
-def iou_pair(a, b):
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    intersection = max(0.0, right - left) * max(0.0, bottom - top)
-    return intersection / (area(a) + area(b))
-'''
-
-# No clamp: two boxes apart in both x and y get a positive "intersection".
-NO_CLAMP = '''
-def box_iou(a, b):
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    size = bottom_right - top_left
-    intersection = size[..., 0] * size[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return intersection / (area_a[:, None] + area_b[None, :] - intersection)
-'''
-
-# Width and height as plain ratios instead of logarithms.
-NO_LOG = '''
-def encode(anchors, boxes, weights=(1.0, 1.0, 1.0, 1.0)):
-    wx, wy, ww, wh = weights
-    xa, ya, wa, ha = xyxy_to_cxcywh(anchors).unbind(-1)
-    x, y, w, h = xyxy_to_cxcywh(boxes).unbind(-1)
-    return torch.stack([wx * (x - xa) / wa, wy * (y - ya) / ha, ww * (w / wa - 1), wh * (h / ha - 1)], dim=-1)
-
-def decode(anchors, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
-    wx, wy, ww, wh = weights
-    xa, ya, wa, ha = xyxy_to_cxcywh(anchors).unbind(-1)
-    tx, ty, tw, th = deltas.unbind(-1)
-    return cxcywh_to_xyxy(torch.stack([xa + tx / wx * wa, ya + ty / wy * ha, wa * (1 + tw / ww),
-                                       ha * (1 + th / wh)], dim=-1))
-'''
-
-
-def test_iou_check_catches_a_union_without_the_intersection(check_rejects):
-    check_rejects(LESSON, "impl-iou", UNION_TOO_BIG, "check-iou")
-
-
-def test_box_iou_check_catches_a_missing_clamp(check_rejects):
-    check_rejects(LESSON, "impl-box-iou", NO_CLAMP, "check-box-iou")
-
-
-def test_encode_check_catches_targets_without_log(check_rejects):
-    check_rejects(LESSON, "impl-encode", NO_LOG, "check-encode")
-
 
 def test_draw_iou_known_values():
     x1, y1, x2, y2 = IOU_REFERENCE  # 50 × 40, centre (65, 60)

@@ -1,5 +1,5 @@
-"""Lesson 07 (training): its loss self-check has teeth, the schedule explorer computes the right numbers,
-and the test run's shared model is the one the lesson would train."""
+"""Lesson 07 (training): the schedule explorer computes the right numbers, and the test run's shared model
+is the one the lesson would train (its exercises' checks: test_workbook_lesson07.py)."""
 import ast
 
 import nbformat
@@ -10,48 +10,6 @@ from notebook_runner import LESSON_07_TRAINING, NOTEBOOKS
 
 from retinanet_lite.train import lr_factor
 from retinanet_lite.widgets import draw_schedule, schedule_explorer
-
-# Averages over anchors instead of normalising by the number of positives.
-MEAN_OVER_ANCHORS = '''
-def batch_loss(logits, deltas, anchors, targets, config):
-    cls_total, box_total, num_positive = 0.0, 0.0, 0
-    for image_logits, image_deltas, target in zip(logits, deltas, targets):
-        boxes, labels = target["boxes"].to(anchors.device), target["labels"].to(anchors.device)
-        matches = match_anchors(anchors, boxes, config.pos_iou, config.neg_iou, config.allow_low_quality)
-        positive = matches >= 0
-        wanted = torch.zeros_like(image_logits)
-        wanted[positive, labels[matches[positive]]] = 1.0
-        counted = matches != IGNORE
-        cls_total = cls_total + focal_loss(image_logits[counted], wanted[counted], config.focal_alpha,
-                                           config.focal_gamma, "mean")
-        predicted = decode_boxes(anchors[positive], image_deltas[positive], config.box_weights)
-        box_total = box_total + giou_loss(predicted, boxes[matches[positive]], "mean")
-    return {"classification": cls_total / len(targets), "regression": box_total / len(targets)}
-'''
-
-# Forgets to leave the ignored anchors out of the classification loss.
-COUNTS_IGNORED = '''
-def batch_loss(logits, deltas, anchors, targets, config):
-    cls_total, box_total, num_positive = 0.0, 0.0, 0
-    for image_logits, image_deltas, target in zip(logits, deltas, targets):
-        boxes, labels = target["boxes"].to(anchors.device), target["labels"].to(anchors.device)
-        matches = match_anchors(anchors, boxes, config.pos_iou, config.neg_iou, config.allow_low_quality)
-        positive = matches >= 0
-        wanted = torch.zeros_like(image_logits)
-        wanted[positive, labels[matches[positive]]] = 1.0
-        cls_total = cls_total + focal_loss(image_logits, wanted, config.focal_alpha, config.focal_gamma, "sum")
-        predicted = decode_boxes(anchors[positive], image_deltas[positive], config.box_weights)
-        box_total = box_total + giou_loss(predicted, boxes[matches[positive]], "sum")
-        num_positive += int(positive.sum())
-    num_positive = max(num_positive, 1)
-    return {"classification": cls_total / num_positive, "regression": box_total / num_positive}
-'''
-
-
-@pytest.mark.parametrize("wrong", [MEAN_OVER_ANCHORS, COUNTS_IGNORED], ids=["mean-over-anchors", "counts-ignored"])
-def test_loss_check_catches_a_wrong_loss(wrong, check_rejects):
-    check_rejects("07_training.ipynb", "impl-loss", wrong, "check-loss")
-
 
 def test_the_test_run_trains_the_lessons_model_by_the_lessons_recipe():
     """The shared model of the test run (notebook_runner.lesson_checkpoint) is trained with the very

@@ -1,10 +1,6 @@
-"""Lesson 08 (inference and mAP): its self-checks have teeth, and its explorers compute the right numbers."""
-import nbformat
-import numpy as np
+"""Lesson 08 (inference and mAP): its explorers compute the right numbers."""
 import pytest
 import torch
-
-from notebook_runner import NOTEBOOKS, tagged
 
 from retinanet_lite.boxes import class_wise_nms
 from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset
@@ -13,71 +9,8 @@ from retinanet_lite.widgets import (
     detection_candidates, draw_pr_curve, draw_thresholds, greedy_match, pr_explorer, thresholds_explorer,
 )
 
-LESSON = "08_inference_and_map.ipynb"
-
-# Scales dy by the anchor's width instead of its height: wrong for every non-square anchor.
-WRONG_DECODE = '''
-def decode(anchors, deltas):
-    widths = anchors[:, 2] - anchors[:, 0]
-    heights = anchors[:, 3] - anchors[:, 1]
-    dx, dy, dw, dh = deltas.unbind(dim=1)
-    x = anchors[:, 0] + widths / 2 + dx * widths
-    y = anchors[:, 1] + heights / 2 + dy * widths
-    w = widths * torch.exp(dw.clamp(max=BBOX_EXP_CLAMP))
-    h = heights * torch.exp(dh.clamp(max=BBOX_EXP_CLAMP))
-    return torch.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dim=1)
-'''
-
-# Suppresses across classes: a square may delete an overlapping circle.
-CLASS_AGNOSTIC_NMS = '''
-def nms(boxes, scores, iou_threshold):
-    return torchvision.ops.nms(boxes, scores, iou_threshold)
-
-
-def nms_per_class(boxes, scores, labels, iou_threshold):
-    return nms(boxes, scores, iou_threshold)
-'''
-
-# Averages the raw precision instead of its monotone envelope.
-NO_ENVELOPE_AP = '''
-def average_precision(scores, true_positive, num_objects):
-    order = np.argsort(-scores, kind="mergesort")
-    tp = np.cumsum(true_positive[order])
-    precision = tp / np.arange(1, len(tp) + 1)
-    recall = tp / num_objects
-    total = 0.0
-    for r in np.linspace(0, 1, 101):
-        reached = np.nonzero(recall >= r)[0]
-        total += precision[reached[0]] if len(reached) else 0.0
-    return total / 101
-'''
-
-
-@pytest.mark.parametrize("tag, wrong", [("decode", WRONG_DECODE), ("nms", CLASS_AGNOSTIC_NMS)],
-                         ids=["decode-mixes-width-and-height", "nms-ignores-classes"])
-def test_self_check_catches_a_wrong_implementation(tag, wrong, check_rejects):
-    check_rejects(LESSON, f"impl-{tag}", wrong, f"check-{tag}")
-
-
-def test_ap_check_catches_a_missing_envelope():
-    """The AP check needs only the toy example: run those three cells in-process (no kernel).
-
-    (Running the lesson up to it through nbclient would pass the thresholds explorer, whose cell
-    nbclient sometimes waits on until its timeout: jupyter/nbclient#312.)
-    """
-    cells = nbformat.read(NOTEBOOKS / LESSON, as_version=4).cells
-    toy = next(c.source for c in cells if c.source.startswith("toy_scores = "))
-    solution = next(c.source for c in cells if tagged(c, "impl-ap"))
-    check = next(c.source for c in cells if tagged(c, "check-ap"))
-    for implementation, passes in [(solution, True), (NO_ENVELOPE_AP, False)]:
-        namespace = {"np": np}
-        exec(toy, namespace)
-        exec(implementation, namespace)
-        if passes:
-            exec(check, namespace)
-        else:
-            with pytest.raises(AssertionError, match="toy AP"):
-                exec(check, namespace)
+# The self-checks of the inference and AP exercises (wrong decode, NMS across classes, AP without the
+# envelope, …) are the workbook's checkers now: tests/test_workbook_lesson08.py proves each named mistake.
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""Lesson 09 (focal loss experiments): the CDF, grid and re-run self-checks have teeth, and the
-committed grid file passes the grid check. None of these tests trains a model: they stop before the
-lesson's one re-run, skip the Fig. 4 cells (which load or train lesson 07's model) and the data cell."""
+"""Lesson 09 (focal loss experiments): the grid and re-run self-checks have teeth, and the committed
+grid file passes the grid check (the exercises' checks: test_workbook_lesson09.py). None of these tests
+trains a model: they stop before the lesson's one re-run, skip the Fig. 4 cells (which load or train
+lesson 07's model) and the data cell."""
 import json
 from pathlib import Path
 
@@ -15,28 +16,6 @@ GRID_FILE = ROOT / "bench" / "results" / "focal_loss_grid.json"
 GRID_LOOKUP = 'course_file("bench/results/focal_loss_grid.json")'
 #: Cells that the grid's checks do not need: the training data and everything about Fig. 4.
 SKIPPED = {"data": "", "fig4-model": "", "check-fig4": "", "fig4": ""}
-
-# Sorts the wrong way round, so the curve rises fastest at the start.
-DESCENDING = '''
-def normalised_cdf(losses):
-    ordered = losses.sort(descending=True).values
-    cumulative = ordered.cumsum(0) / ordered.sum()
-    return torch.linspace(0, 1, len(ordered)), cumulative
-'''
-
-# Forgets to normalise by the total loss.
-UNNORMALISED = '''
-def normalised_cdf(losses):
-    ordered = losses.sort().values
-    return torch.linspace(0, 1, len(ordered)), ordered.cumsum(0)
-'''
-
-
-@pytest.mark.parametrize("wrong", [DESCENDING, UNNORMALISED], ids=["descending", "unnormalised"])
-def test_cdf_check_catches_a_wrong_cdf(run_lesson, wrong):
-    with pytest.raises(CellExecutionError, match="AssertionError"):
-        run_lesson(LESSON, replace={"data": "", "impl-cdf": wrong}, stop_after="check-cdf")
-
 
 def grid_cell_reading(path: Path) -> str:
     """The lesson's grid cell, reading the result file at ``path`` instead of the committed one."""

@@ -1,55 +1,8 @@
-"""Lesson 10 (classical baseline): its self-checks have teeth, and its explorer computes the right numbers."""
+"""Lesson 10 (classical baseline): its explorer computes the right numbers (its exercises' checks:
+test_workbook_lesson10.py)."""
 import torch
 
 from retinanet_lite.widgets import classical_explorer, colour_components, degrade, draw_classical_stages
-
-LESSON = "10_classical_baseline.ipynb"
-
-# The kernel is not normalised: blurring makes the image brighter.
-UNNORMALISED_BLUR = '''
-def my_gaussian_kernel(sigma):
-    radius = math.ceil(3 * sigma)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    return torch.exp(-x**2 / (2 * sigma**2))
-
-def my_blur(image, sigma):
-    kernel = my_gaussian_kernel(sigma)
-    r = len(kernel) // 2
-    x = F.pad(image[:, None], (r, r, r, r), mode="replicate")
-    return F.conv2d(F.conv2d(x, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[:, 0]
-'''
-
-# Only the second difference along x: a quadratic in y is missed.
-X_ONLY_LAPLACIAN = '''
-def my_laplacian(image):
-    kernel = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 1.0], [0.0, 0.0, 0.0]])
-    x = F.pad(image[:, None], (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(x, kernel.view(1, 1, 3, 3))[:, 0]
-'''
-
-# Forgets to multiply by the mask: numbers leak across the background and merge every blob.
-LEAKING_COMPONENTS = '''
-def my_connected_components(mask):
-    height, width = mask.shape
-    labels = torch.arange(1, height * width + 1, dtype=torch.float32).view(height, width) * mask.float()
-    while True:
-        spread = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0]
-        if torch.equal(spread, labels):
-            return labels
-        labels = spread
-'''
-
-
-def test_blur_check_catches_an_unnormalised_kernel(check_rejects):
-    check_rejects(LESSON, "impl-blur", UNNORMALISED_BLUR, "check-blur")
-
-
-def test_laplacian_check_catches_a_one_dimensional_laplacian(check_rejects):
-    check_rejects(LESSON, "impl-laplacian", X_ONLY_LAPLACIAN, "check-laplacian")
-
-
-def test_components_check_catches_labels_leaking_through_the_background(check_rejects):
-    check_rejects(LESSON, "impl-components", LEAKING_COMPONENTS, "check-components")
 
 
 def test_degrade_keeps_the_image_at_full_contrast_and_flattens_it_at_zero():

@@ -9,40 +9,29 @@ from notebook_runner import NOTEBOOKS, tagged
 from retinanet_lite.boxes import box_iou
 from retinanet_lite.config import preset_config
 from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset
+from retinanet_lite import workbook
 from retinanet_lite.model import RetinaNet
 from retinanet_lite.widgets import anchor_fit_explorer, draw_anchor_fit, object_fit
 
 LESSON = "11_what_next.ipynb"
 
-# Hands the COCO bbox through unchanged: [x, y, w, h] taken for [x1, y1, x2, y2].
-XYWH_AS_XYXY = '''
-def boxes_of_image(coco, image_id):
-    boxes = [a["bbox"] for a in coco["annotations"] if a["image_id"] == image_id]
-    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-'''
-
-
-def test_box_check_catches_xywh_taken_for_xyxy(check_rejects):
-    check_rejects(LESSON, "impl-boxes", XYWH_AS_XYXY, "check-boxes")
-
-
 def quiz_cells() -> tuple[str, str]:
     """The sources of the quiz's answer cell and of its check cell."""
     cells = nbformat.read(NOTEBOOKS / LESSON, as_version=4).cells
-    answer = next(c.source for c in cells if tagged(c, "exercise") and "answers = {" in c.source)
+    answer = next(c.source for c in cells if tagged(c, "exercise") and "def quiz_answers" in c.source)
     check = next(c.source for c in cells if tagged(c, "exercise-check") and "EXPECTED" in c.source)
     return answer, check
 
 
 def test_quiz_check_accepts_the_answers_and_rejects_a_wrong_one():
     answer, check = quiz_cells()
-    namespace = {"hashlib": __import__("hashlib"), "preset_config": preset_config}
+    namespace = {"hashlib": __import__("hashlib"), "preset_config": preset_config, "workbook": workbook}
     exec(answer, namespace)
     exec(check, namespace)  # the instructor's answers pass
     for question, wrong in [(1, "a"), (3, 8), (4, 4), (8, "a")]:
-        attempt = {**namespace["answers"], question: wrong}
+        attempt = {**namespace["quiz_answers"](), question: wrong}
         with pytest.raises(AssertionError, match=rf"\[{question}\]"):
-            exec(check, {**namespace, "answers": attempt})
+            exec(check, {**namespace, "quiz_answers": lambda attempt=attempt: attempt})
     assert "EXPECTED" in check and "BEGIN SOLUTION" not in check, "the check must not show the answers"
 
 

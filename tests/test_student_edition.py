@@ -2,30 +2,31 @@
 
 * every lesson is there, with the same cells, the same markdown and the same code outside the
   solution blocks; no solution text is left;
-* for every exercise of every lesson: in a fresh kernel, after the lesson's set-up cells and the
-  earlier cells the exercise needs (see ``lesson_cells.py``), the student's exercise cell followed
-  by its check cell fails (``NotImplementedError`` from the stub, or the check's
-  ``AssertionError``) — and with the instructor's solution pasted back, the check passes.
+* Run All on the untouched student edition of every lesson reaches the last cell: each check reports
+  its exercise unsolved and the lesson goes on with the package's version; figures and widgets appear;
+  the last cell lists every exercise. Lessons that load lesson 07's model get the test run's shared one
+  (the ``lesson_checkpoint`` fixture).
 
-Whole lessons are not run here (nbval does that for the instructor edition); one kernel per
-exercise runs only the few cells it needs. Where those load lesson 07's trained model, the test run's
-shared one (the ``lesson_checkpoint`` fixture) is copied into the student edition first.
+That each exercise passes with the instructor's solution and fails as handed out, run on its own with
+only the cells it needs, is tests/test_grade.py's job (the grader does exactly that).
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from lesson_cells import (BEGIN, CHECK_TAG, END, EXERCISE_TAG, Exercise, dependency_slice, exercises, has_solution,
-                          tags)
+from notebook_runner import Kernel, load_tool
 
-from retinanet_lite.train import LESSON_CHECKPOINT
+lesson_cells = load_tool("lesson_cells")
+from lesson_cells import BEGIN, CHECK_TAG, END, EXERCISE_TAG, exercises, has_solution, tags  # noqa: E402
+from retinanet_lite.train import LESSON_CHECKPOINT  # noqa: E402
+
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -128,42 +129,58 @@ def test_exercises_are_tagged(lesson):
     assert solution_cells <= {e.cell for e in found}
 
 
-def needs_lesson_model(lesson: Path, exercise: Exercise) -> bool:
-    """Whether the cells this exercise runs load lesson 07's model (``load_or_train``)."""
-    notebook = read(lesson)
-    return any("load_or_train(" in notebook.cells[i].source
-               for i in dependency_slice(notebook, [exercise.cell, exercise.check]))
+#: Output types that show a figure or a widget.
+FIGURE, WIDGET = "image/png", "application/vnd.jupyter.widget-view+json"
 
 
-CASES = [pytest.param(lesson, exercise, id=f"{lesson.stem}-ex{exercise.number}",
-                      marks=[pytest.mark.training] if needs_lesson_model(lesson, exercise) else [])
-         for lesson in LESSONS for exercise in exercises(read(lesson))]
+@pytest.fixture(scope="module")
+def student_run(student_dir, lesson_checkpoint):
+    """Run All on the untouched student edition of a lesson, in a fresh kernel in the edition's folder (as
+    JupyterLab does): {cell index: (exception name or None, output messages)}. (Cell by cell through
+    jupyter_client: nbclient can wait out a whole cell timeout after a widget cell, jupyter/nbclient#312.)"""
+    (student_dir / LESSON_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(lesson_checkpoint, student_dir / LESSON_CHECKPOINT)
+
+    def run(lesson: Path) -> dict[int, tuple[str | None, list]]:
+        kernel, results = Kernel(student_dir), {}
+        try:
+            for index, cell in enumerate(read(student_dir / lesson.name).cells):
+                if cell.cell_type == "code":
+                    results[index] = kernel.execute(cell.source, timeout=1800)
+        finally:
+            kernel.close()
+        return results
+    return run
 
 
-@pytest.mark.parametrize("lesson, exercise", CASES)
-def test_exercise_check_fails_until_solved(lesson, exercise, student_dir, start_kernel, request):
-    teacher, student = read(lesson), read(student_dir / lesson.name)
-    prelude = dependency_slice(teacher, [exercise.cell, exercise.check])
-    if request.node.get_closest_marker("training"):  # the prelude loads lesson 07's model: the shared one
-        (student_dir / LESSON_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(request.getfixturevalue("lesson_checkpoint"), student_dir / LESSON_CHECKPOINT)
-    kernel = start_kernel(student_dir)
-    start = time.perf_counter()
-    for index in prelude:
-        error, text = kernel.run(teacher.cells[index].source)
-        assert error is None, f"set-up cell {index} failed on its own: {text[-2000:]}"
-    prelude_seconds = time.perf_counter() - start
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_run_all_on_the_untouched_student_edition_reaches_the_last_cell(lesson, student_run):
+    """As a student who has not solved anything presses Run All: every cell runs (only the checks report
+    failure, on stderr), every figure and widget appears, and the last cell lists each exercise as
+    running on the package's version."""
+    teacher, ran = read(lesson), student_run(lesson)
+    names = [e["name"] for e in teacher.metadata["workbook"]["exercises"]]
+    for index, (error, messages) in ran.items():
+        cell = teacher.cells[index]
+        errors = [content for kind, content in messages if kind == "error"]
+        assert error is None, f"cell {index} raised {error}: {errors[0]['evalue'] if errors else ''}"
+        stderr = "".join(c["text"] for kind, c in messages if kind == "stream" and c["name"] == "stderr")
+        if "exercise-check" in tags(cell):
+            name = cell.metadata["exercise"]
+            assert f"✗ {name} not solved yet" in stderr, f"cell {index}: the check of {name} must report it unsolved"
+        kinds = {kind for _, c in messages for kind in c.get("data", {})}
+        if "plt.show()" in cell.source:
+            assert FIGURE in kinds, f"cell {index} draws a figure, but none appeared"
+        if "_explorer(" in cell.source:
+            assert WIDGET in kinds, f"cell {index} shows a widget, but none appeared"
+    summary = "".join(c.get("text", "") for _, c in ran[len(teacher.cells) - 1][1])
+    assert f"0 of {len(names)} exercises solved" in summary
+    for name in names:
+        assert f"✗ {name}: not solved yet" in summary, f"the summary has no line for {name}"
 
-    # the student edition, as handed out: the exercise or its check must fail
-    error, text = kernel.run(student.cells[exercise.cell].source)
-    if error is None:
-        error, text = kernel.run(student.cells[exercise.check].source)
-    assert error in ("NotImplementedError", "AssertionError"), (
-        f"the unsolved exercise should fail with NotImplementedError or AssertionError, got {error}: {text[-2000:]}")
 
-    # the instructor's solution pasted back: the check passes
-    for index in (exercise.cell, exercise.check):
-        error, text = kernel.run(teacher.cells[index].source)
-        assert error is None, (f"with the solution, cell {index} fails ({error}) after the set-up cells "
-                               f"{prelude}: {text[-2000:]}")
-    print(f"{lesson.stem} exercise {exercise.number}: set-up cells {prelude} in {prelude_seconds:.1f} s")
+def test_the_edition_file_names_a_release(student_dir):
+    edition = json.loads((student_dir / "edition.json").read_text())
+    assert edition["edition"] == "student" and re.fullmatch(r"[0-9a-f]{12}", edition["release"])
+    for path in sorted(student_dir.glob("*.ipynb")):
+        assert read(path).metadata["workbook"]["release"] == edition["release"]

@@ -21,11 +21,13 @@ by nbgrader's own ``ClearSolutions`` preprocessor (the one ``nbgrader generate_a
 outputs are cleared too, so no printed result gives a solution away. Everything else — markdown,
 other code, cell tags and ids — is copied unchanged, and so is every other file in the notebooks
 folder that a lesson may read (data, images, the trained model in checkpoints/ that lessons 08–11
-load), except caches.
+load), except caches — plus `edition.json` (the release id) and the result files lesson 09 reads (`COURSE_FILES`).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +38,12 @@ from nbgrader.preprocessors import ClearSolutions
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "notebooks"
+#: Written beside the student edition's lessons: ``retinanet_lite.workbook`` reads it to know that a failing
+#: check must not stop the lesson, and the grader reads the release id from it.
+EDITION_FILE = "edition.json"
+#: Files outside notebooks/ that a lesson reads (lesson 09: the measured grids), copied into the edition at the
+#: same relative path, so that the edition also runs where it is unzipped on its own.
+COURSE_FILES = ("bench/results/focal_loss_grid.json", "bench/results/focal_loss_full.json")
 OUT = ROOT / "build" / "student"
 #: Caches that Jupyter and Python leave in the notebooks folder: not part of the course.
 CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
@@ -59,12 +67,31 @@ def make_student_edition(source: Path = SOURCE, out: Path = OUT) -> list[Path]:
         shutil.rmtree(out)
     # everything except the notebooks (written below) and caches, with the folder structure
     shutil.copytree(source, out, ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
+    for relative in COURSE_FILES:
+        if (source.parent / relative).is_file():
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source.parent / relative, out / relative)
+    lessons = {path.name: student_notebook(nbformat.read(path, as_version=4)) for path in sorted(source.glob("*.ipynb"))}
+    release = release_id(lessons)
     written = []
-    for path in sorted(source.glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
-        nbformat.write(student_notebook(notebook), out / path.name)
-        written.append(out / path.name)
+    for name, notebook in lessons.items():
+        notebook.metadata.setdefault("workbook", {})["release"] = release
+        nbformat.write(notebook, out / name)
+        written.append(out / name)
+    (out / EDITION_FILE).write_text(json.dumps({"edition": "student", "release": release,
+                                                "lessons": sorted(lessons)}, indent=1) + "\n")
     return written
+
+
+def release_id(lessons: dict[str, nbformat.NotebookNode]) -> str:
+    """12 hex digits that identify this student edition: a hash of its lessons' cells, so the same
+    instructor notebooks always give the same release (and any change to a lesson a new one)."""
+    digest = hashlib.sha256()
+    for name, notebook in sorted(lessons.items()):
+        digest.update(name.encode())
+        for cell in notebook.cells:
+            digest.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     written = make_student_edition(args.source, args.out)
     where = args.out.resolve()
     shown = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
-    print(f"student edition: {len(written)} lessons in {shown}/")
+    release = json.loads((args.out / EDITION_FILE).read_text())["release"]
+    print(f"student edition {release}: {len(written)} lessons in {shown}/")
 
 
 if __name__ == "__main__":

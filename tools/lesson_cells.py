@@ -16,6 +16,7 @@ the instructor's solution on it, which must pass.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import symtable
 from dataclasses import dataclass
@@ -67,7 +68,11 @@ def exercises(notebook: nbformat.NotebookNode) -> list[Exercise]:
 
 @lru_cache(maxsize=None)
 def defined_and_used(source: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(names a cell binds at module level, global names it reads that it does not bind itself).
+    """(names a cell binds at module level, global names it reads before binding them itself).
+
+    A name the cell both binds and reads counts as read when a top-level statement reads it no later than
+    the first one that binds it: ``box_iou = workbook.check("box_iou", box_iou)`` needs an earlier
+    ``box_iou``, ``x = 1; print(x)`` does not.
 
     IPython syntax (``%matplotlib inline``, ``!pip``) is first turned into Python, as the kernel does.
     """
@@ -85,7 +90,35 @@ def defined_and_used(source: str) -> tuple[frozenset[str], frozenset[str]]:
             visit(child)
 
     visit(table)
-    return frozenset(defined), frozenset(used - defined - KERNEL_NAMES)
+    return frozenset(defined), frozenset((used - defined | read_before_bound(code, used & defined)) - KERNEL_NAMES)
+
+
+def read_before_bound(code: str, names: set[str]) -> set[str]:
+    """Those of ``names`` that ``code`` reads before it first binds them, statement by statement: an
+    assignment's right-hand side runs before its target is bound (``x = f(x)`` reads ``x``); inside any
+    other statement, source order decides (``for a in boxes: print(a)`` binds ``a`` first)."""
+    found = set()
+    for name in names:
+        for statement in ast.parse(code).body:
+            loads, stores = [], []
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Name) and node.id == name:
+                    (loads if isinstance(node.ctx, ast.Load) else stores).append((node.lineno, node.col_offset))
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                    stores.append((node.lineno, node.col_offset))
+                elif isinstance(node, ast.alias) and (node.asname or node.name.split(".")[0]) == name:
+                    stores.append((statement.lineno, statement.col_offset))
+            if isinstance(statement, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and statement.value is not None:
+                value = {(n.lineno, n.col_offset) for n in ast.walk(statement.value) if isinstance(n, ast.Name)}
+                if any(position in value for position in loads):
+                    found.add(name)
+                    break
+            if loads and (not stores or min(loads) < min(stores)):
+                found.add(name)
+                break
+            if stores:
+                break
+    return found
 
 
 def setup_cells(notebook: nbformat.NotebookNode) -> list[int]:
