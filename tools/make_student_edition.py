@@ -16,7 +16,8 @@ The student edition replaces every such block with nbgrader's stub, indented lik
         # YOUR CODE HERE
         raise NotImplementedError()
 
-so the exercise's check cell fails loudly until the student writes the code. The replacement is done
+so the exercise's check reports it unsolved (and the lesson goes on with the package's version, see
+``retinanet_lite.workbook``) until the student writes the code. The replacement is done
 by nbgrader's own ``ClearSolutions`` preprocessor (the one ``nbgrader generate_assignment`` uses);
 outputs are cleared too, so no printed result gives a solution away. Everything else — markdown,
 other code, cell tags and ids — is copied unchanged, and so is every other file in the notebooks

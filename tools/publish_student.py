@@ -47,6 +47,15 @@ def for_branch(text: str, branch: str) -> str:
                 .replace(f"gh/{repository}/HEAD", f"gh/{repository}/{branch}"))
 
 
+def lesson_for_branch(data: bytes, branch: str) -> bytes:
+    """A lesson (notebook JSON) whose cells' links to ``main`` point at ``branch`` (the Colab cell's clone)."""
+    notebook = json.loads(data)
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = for_branch(source, branch).splitlines(keepends=True)
+    return (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode()
+
+
 def publish(branch: str = "student", release: Path | None = None, root: Path = ROOT) -> tuple[str, str]:
     """Commit the student edition of the repository ``root`` to its ``branch``; return (commit, release id)."""
     if not (root / "notebooks" / CHECKPOINT).is_file() and not (release and (release / CHECKPOINT).is_file()):
@@ -68,7 +77,7 @@ def publish(branch: str = "student", release: Path | None = None, root: Path = R
             relative = path.relative_to(release) if path.is_relative_to(release) else CHECKPOINT
             data = path.read_bytes()
             if path.suffix == ".ipynb":
-                data = for_branch(data.decode(), branch).encode()
+                data = lesson_for_branch(data, branch)
             blob = git("hash-object", "-w", "--stdin", root=root, input=data)
             git("update-index", "--add", "--cacheinfo", f"100644,{blob},notebooks/{relative.as_posix()}", root=root, env=env)
         readme = git("hash-object", "-w", "--stdin", root=root,
