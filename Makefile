@@ -9,10 +9,16 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test test-fast bench data student publish-student grade html clean
 
+# The NEON tree-crown images (retinanet_lite.data.TreeCrowns) come from the deepforest wheel, pinned in retinanet_lite/data/trees.py (pip cannot
+# say --no-deps in pyproject.toml). Every install path runs this same command (tests/test_install_paths.py); if
+# it fails (offline), the lesson fetches the images on first use instead.
+FETCH_TREES = $(BIN)/python -m retinanet_lite data trees --fetch-only || echo "warning: the tree-crown images were not fetched; they will be on first use"
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	bash tools/hide_grader_extensions.sh $(BIN)/jupyter
+	$(FETCH_TREES)
 	touch $(STAMP)
 
 lab: $(STAMP)

@@ -33,6 +33,12 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 def cmd_data(args: argparse.Namespace) -> None:
     from .data import write_shapes_splits, write_tree_splits
 
+    if args.fetch_only:
+        if args.kind != "trees":
+            raise ValueError("--fetch-only is for `data trees` (the shapes are generated, not fetched)")
+        from .data.trees import deepforest_data
+        print(f"the tree-crown images are in {deepforest_data(args.cache)}")
+        return
     out = args.out or f"data/{args.kind}"
     if args.kind == "trees":
         for split, path in write_tree_splits(out, args.cache).items():
@@ -173,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (default data/KIND; gets train/ and val/, and test/ for trees)")
     data.add_argument("--cache", default=None,
                       help="trees: folder for the downloaded wheel and extracted images (default data/deepforest)")
+    data.add_argument("--fetch-only", action="store_true",
+                      help="trees: only fetch the images into the cache (what the set-up step runs)")
     data.add_argument("--num-train", type=int, default=2000)
     data.add_argument("--num-val", type=int, default=500)
     data.add_argument("--image-size", type=int, default=128)

@@ -79,7 +79,7 @@ def test_the_cell_does_nothing_outside_colab(kernel, tmp_path, colab_cell):
     assert not any(tmp_path.iterdir()), "the cell must not write files outside Colab"
 
 
-def test_on_colab_the_cell_clones_installs_and_enters_notebooks(kernel, colab_cell):
+def test_on_colab_the_cell_clones_installs_fetches_and_enters_notebooks(kernel, colab_cell):
     """Pretend to be Colab (a fake ``google.colab`` module) and record what the cell would run."""
     run(kernel, """
 import os, subprocess, sys, types
@@ -90,7 +90,8 @@ os.chdir = lambda path: calls.append(["cd", path])
 """)
     run(kernel, colab_cell.SOURCE)
     calls = json.loads(run(kernel, "import json; print(json.dumps(calls))"))
-    clone, install, cd = calls
+    clone, install, fetch, cd = calls
     assert clone[:2] == ["git", "clone"] and colab_cell.REPOSITORY_URL in clone
     assert install[1:4] == ["-m", "pip", "install"] and install[-1] == clone[-1] + "[lessons]"
+    assert fetch[1:] == ["-m", "retinanet_lite", "data", "trees", "--fetch-only"]  # the tree-crown images
     assert cd == ["cd", clone[-1] + "/notebooks"]

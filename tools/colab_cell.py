@@ -45,6 +45,7 @@ if "google.colab" in sys.modules:
                         "{REPOSITORY_URL}", course], check=True)
     # a regular (not editable) install is importable at once, without restarting the runtime
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", course + "[lessons]"], check=True)
+    subprocess.run([sys.executable, "-m", "retinanet_lite", "data", "trees", "--fetch-only"], cwd=course)
     importlib.invalidate_caches()
     os.chdir(os.path.join(course, "notebooks"))'''
 

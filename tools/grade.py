@@ -27,6 +27,7 @@ import csv
 import html
 import json
 import multiprocessing
+from multiprocessing import forkserver
 import os
 import shutil
 import sys
@@ -233,12 +234,20 @@ def _context() -> multiprocessing.context.BaseContext:
     """Linux: a fork server — a clean process that imports PRELOAD once and forks one child per exercise (not
     a fork of this process, whose PyTorch thread pools may already run: forking those can hang). Elsewhere:
     spawn (each process imports what it needs; slower)."""
-    os.environ.setdefault("MPLBACKEND", "Agg")  # before the server imports matplotlib
-    if sys.platform.startswith("linux"):
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        return context
-    return multiprocessing.get_context("spawn")
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    previous = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"  # the server imports matplotlib: no GUI backend (only while it starts)
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["MPLBACKEND"]
+        else:
+            os.environ["MPLBACKEND"] = previous
+    return context
 
 
 def run_jobs(jobs: list[Job], release: Path, timeout: float, parallel: int) -> list[Row]:
