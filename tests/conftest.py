@@ -5,8 +5,8 @@ loop fast.
 Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
 
 * ``notebook`` — starts a Jupyter kernel or runs notebook cells. Given automatically to nbval's
-  cells and to every test that uses the ``run_lesson``, ``check_rejects`` or ``start_kernel`` fixture
-  (or calls ``notebook_runner.run_lesson`` itself); any other test that starts a kernel fails, saying so.
+  cells and to every test that uses the ``start_kernel``, ``student_run`` or ``lesson_kernel`` fixture;
+  any other test that starts a kernel fails, saying so.
 * ``training`` — trains a model beyond a few in-process steps (or under torchrun). Given
   automatically to every test that uses the ``lesson_checkpoint`` or ``lesson_model`` fixture; a
   test with none of the three markers whose training run asks for more than ``MAX_UNMARKED_STEPS``
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Tests with none of the markers may train for at most this many steps.
 MAX_UNMARKED_STEPS = 200
 #: Fixture → the marker every test using it (directly or through another fixture) gets.
-FIXTURE_MARKERS = {"student_run": "notebook", "run_lesson": "notebook", "check_rejects": "notebook", "start_kernel": "notebook",
+FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "start_kernel": "notebook",
                    "lesson_checkpoint": "training", "lesson_model": "training", "browser": "browser"}
 
 
@@ -46,9 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in FIXTURE_MARKERS:
                 item.add_marker(FIXTURE_MARKERS[fixture])
-        function = getattr(item, "function", None)
-        if function is not None and "run_lesson" in function.__code__.co_names:  # imported, not the fixture
-            item.add_marker("notebook")
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +65,7 @@ def unmarked_tests_stay_fast(request, monkeypatch):
     if "notebook" not in markers:
         def refuse_kernel(*args, **kwargs):
             raise RuntimeError(f"{name} starts a Jupyter kernel: mark it @pytest.mark.notebook "
-                               "(or use the run_lesson, check_rejects or start_kernel fixture)")
+                               "(or use the start_kernel fixture)")
         monkeypatch.setattr(KernelManager, "_async_pre_start_kernel", refuse_kernel)
     if not markers & {"notebook", "training", "browser"}:
         fit = retinanet_lite.train.fit
@@ -85,18 +82,6 @@ def unmarked_tests_stay_fast(request, monkeypatch):
 def tool():
     """``tool("make_html")``: the module of the script ``tools/make_html.py``."""
     return load_tool
-
-
-@pytest.fixture
-def run_lesson():
-    """:func:`notebook_runner.run_lesson`: run a lesson in a fresh kernel, with cells replaced."""
-    return notebook_runner.run_lesson
-
-
-@pytest.fixture
-def check_rejects():
-    """:func:`notebook_runner.check_rejects`: prove that a lesson's self-check rejects wrong code."""
-    return notebook_runner.check_rejects
 
 
 @pytest.fixture

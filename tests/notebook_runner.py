@@ -1,11 +1,5 @@
-"""Run lesson code in fresh Jupyter kernels: lessons with cells replaced, self-checks fed wrong code.
-
-Cells are addressed by their metadata tags (``"tags": ["impl-iou"]``). ``run_lesson(path,
-replace={"impl-iou": WRONG}, stop_after="check-iou")`` executes the notebook's code cells in a fresh
-kernel up to and including the first cell tagged ``check-iou``, with every cell tagged ``impl-iou``
-replaced by ``WRONG``; it raises ``nbclient.exceptions.CellExecutionError`` when a cell fails.
-``check_rejects(path, "impl-iou", WRONG, "check-iou")`` proves the same faster, running only the cells
-the check needs. :class:`Kernel` runs code one piece at a time and reports errors instead of raising them.
+"""What the notebook tests share: :class:`Kernel` runs lesson code in a fresh Jupyter kernel one piece at a
+time and reports errors instead of raising them; :func:`load_tool` imports a script of tools/.
 
 Lessons 08–11 load the model lesson 07 trains (``load_or_train``); :func:`lesson_checkpoint`
 trains it once, by lesson 07's own recipe, so that neither these tests nor nbval train it again.
@@ -20,7 +14,6 @@ from types import ModuleType
 
 import nbformat
 from jupyter_client.manager import start_new_kernel
-from nbclient import NotebookClient
 
 from retinanet_lite.train import LESSON_CHECKPOINT, train_or_reuse
 
@@ -38,8 +31,6 @@ def load_tool(name: str) -> ModuleType:
         spec.loader.exec_module(module)
     return sys.modules[name]
 
-
-dependency_slice = load_tool("lesson_cells").dependency_slice
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 
@@ -56,70 +47,6 @@ def lesson_checkpoint() -> Path:
 
 def tagged(cell: nbformat.NotebookNode, tag: str) -> bool:
     return tag in cell.get("metadata", {}).get("tags", [])
-
-
-def run_lesson(name: str, replace: dict[str, str] | None = None, stop_after: str | None = None,
-               timeout: int = 600) -> nbformat.NotebookNode:
-    """Execute ``notebooks/name`` (with ``replace``d cells, up to ``stop_after``); returns the executed notebook."""
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    replace = replace or {}
-    missing = [tag for tag in [*replace, *([stop_after] if stop_after else [])]
-               if not any(tagged(c, tag) for c in notebook.cells)]
-    assert not missing, f"{name} has no cell tagged {missing}"
-    cells = []
-    for cell in notebook.cells:
-        for tag, source in replace.items():
-            if tagged(cell, tag):
-                cell.source = source
-        cells.append(cell)
-        if stop_after and tagged(cell, stop_after):
-            break
-    notebook.cells = cells
-    if any("load_or_train(" in cell.source for cell in cells):
-        lesson_checkpoint()  # what the lesson will load
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    return notebook
-
-
-def check_rejects(name: str, impl: str, wrong: str, check: str, timeout: int = 600) -> str:
-    """Prove that the cell tagged ``check`` in ``notebooks/name`` rejects ``wrong`` in place of the
-    cell tagged ``impl``; returns the check's error message.
-
-    In one fresh kernel: the cells the two need (the set-up cells and the earlier cells that define
-    a name they use: :func:`lesson_cells.dependency_slice`), then ``wrong`` and the needed cells
-    after it up to the check — the first of them to fail must raise an ``AssertionError`` — then the
-    lesson's own implementation and the same cells, which must all pass: proof that the cells run
-    are enough, so that the ``AssertionError`` is the wrong code's fault. Much faster than
-    :func:`run_lesson` when a lesson has slow cells the check does not need.
-    """
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    cells = notebook.cells
-    found = {tag: [i for i, cell in enumerate(cells) if tagged(cell, tag)] for tag in (impl, check)}
-    assert all(len(indices) == 1 for indices in found.values()), f"{name}: cells tagged {found} (one each expected)"
-    (impl_index,), (check_index,) = found[impl], found[check]
-    needed = dependency_slice(notebook, [impl_index, check_index])
-    after = [i for i in needed if impl_index < i < check_index] + [check_index]
-    if any("load_or_train(" in cells[i].source for i in needed):
-        lesson_checkpoint()  # what the lesson will load
-    kernel = Kernel(NOTEBOOKS)
-    try:
-        for index in (i for i in needed if i < impl_index):
-            error, text = kernel.run(cells[index].source, timeout)
-            assert error is None, f"{name}: cell {index}, which the check needs, failed: {text[-3000:]}"
-        for source in [wrong] + [cells[i].source for i in after]:
-            error, message = kernel.run(source, timeout)
-            if error is not None:
-                break
-        assert error == "AssertionError", (f"{name}: with the wrong {impl}, the cells up to {check} should stop "
-                                           f"with an AssertionError, got {error}: {message[-3000:]}")
-        for index in [impl_index] + after:
-            error, text = kernel.run(cells[index].source, timeout)
-            assert error is None, (f"{name}: with the lesson's own {impl}, cell {index} fails after the cells "
-                                   f"{needed}: {text[-3000:]}")
-    finally:
-        kernel.close()
-    return message
 
 
 class Kernel:

@@ -199,11 +199,14 @@ def runnable(answer: str, stub: str) -> str:
 
 # --- running one job --------------------------------------------------------------------------------------
 
-def _child(job: Job, workdir: str, connection) -> None:
+def _child(job: Job, workdir: str, threads: int, connection) -> None:
     """In the forked process: run the job's cells in a fresh IPython shell; send back (index, error)."""
-    import io
     import contextlib
+    import io
 
+    import torch
+
+    torch.set_num_threads(threads)  # the jobs running side by side share the cores
     os.chdir(workdir)
     os.environ[MODE_VARIABLE] = f"grade:{job.exercise}"
     os.environ["MPLBACKEND"] = "Agg"
@@ -261,7 +264,8 @@ def run_jobs(jobs: list[Job], release: Path, timeout: float, parallel: int) -> l
             job = pending.pop(0)
             workdir = scratch_folder(release)
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_child, args=(job, workdir, sender), daemon=True)
+            threads = max(1, (os.cpu_count() or 1) // parallel)
+            process = context.Process(target=_child, args=(job, workdir, threads, sender), daemon=True)
             process.start()
             sender.close()
             running.append((job, process, receiver, time.monotonic(), workdir))
