@@ -42,10 +42,11 @@ from IPython.core.inputtransformer2 import TransformerManager
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
 from lesson_cells import dependency_slice  # noqa: E402
 
+from retinanet_lite.workbook.core import MODE_VARIABLE  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 120.0  # seconds per exercise (its set-up, the cells it needs, the answer, the check)
 COLUMNS = ["student", "lesson", "exercise", "passed", "points", "max_points", "message"]
-MODE_VARIABLE = "RETINANET_WORKBOOK"
 
 
 @dataclass
