@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_vs_torchvision.py
 	$(BIN)/python bench/focal_loss_grid.py --seeds 0,1,2
 	$(BIN)/python bench/focal_loss_grid.py --full --seeds 0
+	$(BIN)/python bench/trees.py --seeds 0,1,2
 
 data: $(STAMP)
 	$(BIN)/python -m retinanet_lite data shapes --out data/shapes

@@ -11,6 +11,9 @@ import contextlib
 import io
 from functools import partial
 
+import time
+
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
@@ -21,16 +24,19 @@ from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from retinanet_lite.backbone import TinyResNet
-from retinanet_lite.config import RetinaNetConfig
+from retinanet_lite.config import RetinaNetConfig, TrainConfig
 from retinanet_lite.metrics import to_coco_ground_truth, to_coco_results
+from retinanet_lite.train import augment, endless_batches
 
 
-def torchvision_retinanet(config: RetinaNetConfig, image_size: int, group_norm: bool = False,
+def torchvision_retinanet(config: RetinaNetConfig, image_size: int | None, group_norm: bool = False,
                           box_loss: str = "l1") -> TorchvisionRetinaNet:
     """torchvision's RetinaNet with ``config``'s tiny backbone, FPN width, anchors and inference settings.
 
     torchvision's head always has 4 convs; ``group_norm`` adds GroupNorm to them (its "v2" head) and
-    ``box_loss`` picks its regression loss ("l1", "smooth_l1" or "giou").
+    ``box_loss`` picks its regression loss ("l1", "smooth_l1" or "giou"). ``image_size`` is the size its
+    transform resizes every image to; ``None`` keeps each image's own size (as our model does with
+    ``min_size=None``: tiles and photographs of several sizes at one ground resolution).
     """
     if config.backbone != "tiny":
         raise ValueError("the benchmarks compare tiny-backbone models")
@@ -44,15 +50,24 @@ def torchvision_retinanet(config: RetinaNetConfig, image_size: int, group_norm: 
     norm = partial(nn.GroupNorm, 16) if group_norm else None
     head = RetinaNetHead(config.fpn_channels, config.num_anchors, config.num_classes, norm_layer=norm)
     head.regression_head._loss_type = box_loss
-    return TorchvisionRetinaNet(
-        backbone, config.num_classes, min_size=image_size, max_size=image_size, image_mean=list(config.image_mean),
-        image_std=list(config.image_std), anchor_generator=anchors, head=head, score_thresh=config.score_thresh,
-        nms_thresh=config.nms_iou, detections_per_img=config.max_detections, topk_candidates=config.topk_candidates,
+    model = TorchvisionRetinaNet(
+        backbone, config.num_classes, min_size=image_size or 800, max_size=image_size or 1333,
+        image_mean=list(config.image_mean), image_std=list(config.image_std), anchor_generator=anchors, head=head,
+        score_thresh=config.score_thresh, nms_thresh=config.nms_iou, detections_per_img=config.max_detections,
+        topk_candidates=config.topk_candidates,
     )
+    if image_size is None:  # its transform has no "keep the size" setting: replace its resize step by identity
+        model.transform.resize = lambda image, target=None: (image, target)
+    return model
 
 
-def pycocotools_map(predictions: list[dict], targets: list[dict], num_classes: int) -> dict[str, float]:
-    """AP@[.5:.95], AP50 and AP75 as computed by pycocotools itself."""
+def pycocotools_map(predictions: list[dict], targets: list[dict], num_classes: int, max_detections: int = 100
+                    ) -> dict[str, float]:
+    """AP@[.5:.95], AP50 and AP75 as computed by pycocotools itself, with up to ``max_detections`` per image.
+
+    (They are read from pycocotools' precision array, at its last ``maxDets`` entry: ``COCOeval.summarize``
+    hard-codes 100 detections for its first line. With 100 the numbers are exactly its summary's.)
+    """
     with contextlib.redirect_stdout(io.StringIO()):
         ground_truth = COCO()
         ground_truth.dataset = to_coco_ground_truth(targets, num_classes)
@@ -61,7 +76,45 @@ def pycocotools_map(predictions: list[dict], targets: list[dict], num_classes: i
         if not results:
             return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
         evaluator = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
+        evaluator.params.maxDets = [1, 10, max_detections]
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    return {"map": float(evaluator.stats[0]), "map_50": float(evaluator.stats[1]), "map_75": float(evaluator.stats[2])}
+    precision = evaluator.eval["precision"][..., 0, -1]  # [IoU thresholds, recall levels, classes], area "all"
+
+    def mean(values):  # over the cells that have ground truth (pycocotools marks the others -1)
+        return float(values[values > -1].mean()) if (values > -1).any() else -1.0
+    return {"map": mean(precision), "map_50": mean(precision[0]), "map_75": mean(precision[5])}
+
+
+def train_torchvision(model: TorchvisionRetinaNet, train_set, recipe: TrainConfig, budget: float, seed: int
+                      ) -> tuple[TorchvisionRetinaNet, float, int]:
+    """Train torchvision's model by its detection reference recipe (SGD 0.01, momentum 0.9, wd 1e-4, warm-up,
+    ×0.1 steps) for ``budget`` seconds, on batches of ``recipe.batch_size`` with the recipe's augmentations.
+
+    The schedule is laid out over the number of steps that fit in the budget (measured on the first ten).
+    Returns the model (eval mode), the seconds trained and the steps taken.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    batches = endless_batches(train_set, recipe.batch_size, seed)
+    model.train()
+    started, step, total = time.perf_counter(), 0, None
+    while time.perf_counter() - started < budget:
+        if step == 10:
+            total = int(budget / ((time.perf_counter() - started) / 10))
+        for group in optimizer.param_groups:
+            group["lr"] = 0.01 * warmup_multistep(step, total or 10**9)
+        images, targets = augment(*next(batches), recipe, generator)
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+    return model.eval(), time.perf_counter() - started, step
+
+
+def warmup_multistep(step: int, total: int, warmup: int = 100) -> float:
+    """torchvision's detection reference schedule: linear warm-up from 0.001, ×0.1 at 16/26 and 22/26."""
+    if step < warmup:
+        return 0.001 + 0.999 * step / warmup
+    return 0.1 ** sum(step >= total * m for m in (16 / 26, 22 / 26))

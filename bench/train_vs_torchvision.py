@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
-from common import pycocotools_map, torchvision_retinanet
+from common import pycocotools_map, torchvision_retinanet, train_torchvision
 from retinanet_lite.config import preset_config
 from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset
 from retinanet_lite.config import preset_recipe
-from retinanet_lite.train import InMemory, endless_batches, hflip, run_inference, seed_everything, train
+from retinanet_lite.train import InMemory, run_inference, seed_everything, train
 
 RECIPE = preset_recipe("shapes-cpu")
 
@@ -42,33 +41,9 @@ def run_torchvision(train_set, budget: float, seed: int, group_norm: bool, box_l
                     ) -> tuple[torch.nn.Module, float, int]:
     """torchvision's model and reference recipe, for as many steps as fit in ``budget`` seconds."""
     seed_everything(seed)
-    config = preset_config("shapes-cpu")
-    model = torchvision_retinanet(config, RECIPE.image_size, group_norm=group_norm, box_loss=box_loss)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
-    batches = endless_batches(train_set, RECIPE.batch_size, seed)
-    model.train()
-    started, step, total = time.perf_counter(), 0, None
-    while time.perf_counter() - started < budget:
-        if step == 10:  # lay the schedule out over the steps that fit in the budget
-            total = int(budget / ((time.perf_counter() - started) / 10))
-        lr = 0.01 * warmup_multistep(step, total or 10**9)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        images, targets = hflip(*next(batches), RECIPE.hflip, generator)
-        loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-    return model, time.perf_counter() - started, step
-
-
-def warmup_multistep(step: int, total: int, warmup: int = 100) -> float:
-    """torchvision's detection reference schedule: linear warm-up from 0.001, ×0.1 at 16/26 and 22/26."""
-    if step < warmup:
-        return 0.001 + 0.999 * step / warmup
-    return 0.1 ** sum(step >= total * m for m in (16 / 26, 22 / 26))
+    model = torchvision_retinanet(preset_config("shapes-cpu"), RECIPE.image_size, group_norm=group_norm,
+                                  box_loss=box_loss)
+    return train_torchvision(model, train_set, RECIPE, budget, seed)
 
 
 def main() -> None:

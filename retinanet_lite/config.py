@@ -107,6 +107,8 @@ class RetinaNetConfig(Settings):
     # Input: resize so the short side is min_size (long side ≤ max_size); None keeps the size.
     min_size: int | None = None
     max_size: int | None = None
+    # Or resize every image by one fixed factor (aerial tiles of any size at one ground resolution).
+    image_scale: float | None = None
     size_divisible: int = 1  # pad the batch so H and W are multiples of this
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -124,6 +126,8 @@ class RetinaNetConfig(Settings):
             "anchor_ratios and anchor_scales must be non-empty": bool(self.anchor_ratios and self.anchor_scales),
             "size_divisible must be ≥ 1": self.size_divisible >= 1,
             "min_size and max_size must be positive": all(s is None or s > 0 for s in (self.min_size, self.max_size)),
+            "image_scale must be > 0 (or None)": self.image_scale is None or self.image_scale > 0,
+            "image_scale and min_size exclude each other": self.image_scale is None or self.min_size is None,
         }
 
     @property
@@ -147,6 +151,8 @@ class TrainConfig(Settings):
     grad_clip: float = 1.0  # max global gradient norm
     hflip: float = 0.5  # probability of a horizontal flip per image
     rot90: float = 0.0  # probability of a rotation by 90°, 180° or 270° (one of the three at random) per image
+    color_jitter: float = 0.0  # s: brightness, contrast and saturation each scaled by a factor in [1 - s, 1 + s]
+    zoom: float = 0.0  # z: each image (and its boxes) resized by a factor between 1 / (1 + z) and 1 + z
     eval_every: int = 0  # evaluate every N steps as well as at the end (0: only at the end)
     eval_batch_size: int = 32
     checkpoint_every: int = 0  # with an output folder, also save out/model.pt every N steps (0: only at the end)
@@ -165,6 +171,8 @@ class TrainConfig(Settings):
             "grad_clip must be > 0": self.grad_clip > 0,
             "hflip is a probability: 0 ≤ hflip ≤ 1": 0 <= self.hflip <= 1,
             "rot90 is a probability: 0 ≤ rot90 ≤ 1": 0 <= self.rot90 <= 1,
+            "color_jitter must be in [0, 1)": 0 <= self.color_jitter < 1,
+            "zoom must be ≥ 0": self.zoom >= 0,
             "num_train_images must be ≥ 1 and num_val_images ≥ 0":
                 self.num_train_images >= 1 and self.num_val_images >= 0,
             "image_size must be ≥ 16 pixels": self.image_size >= 16,
@@ -211,9 +219,9 @@ PRESETS: dict[str, Preset] = {
             num_classes=1, backbone="tiny", backbone_widths=(16, 32, 64, 96), fpn_channels=64, head_convs=2,
             head_group_norm=True, anchor_sizes=(12, 24, 48, 96, 192), box_loss="giou", max_detections=300,
         ),
-        TrainConfig(batch_size=8, steps=1500, hflip=0.5, rot90=0.75, eval_batch_size=8),
-        "tree crowns in NEON aerial photographs (192-px crops, crowns 8–108 px), the shapes-cpu model "
-        "with smaller anchors, on a laptop CPU",
+        TrainConfig(batch_size=8, steps=1500, hflip=0.5, rot90=0.75, color_jitter=0.4, eval_batch_size=8),
+        "tree crowns in NEON aerial photographs (192-px crops, crowns 8–108 px): the shapes-cpu model with "
+        "smaller anchors, flips, quarter turns and colour jitter, on a laptop CPU",
         data="trees",
     ),
     "resnet18-512": Preset(

@@ -34,9 +34,11 @@ ANCHOR_CACHE_SIZE = 16
 def resize_factor(config: RetinaNetConfig, size: tuple[int, int]) -> float:
     """The factor by which a model with ``config`` resizes an image of ``size = (height, width)``.
 
-    The short side becomes ``min_size`` unless the long side would then pass ``max_size``; 1.0 (no
-    resizing) when ``min_size`` is None.
+    The short side becomes ``min_size`` unless the long side would then pass ``max_size``; with
+    ``image_scale`` every image is resized by that one factor; 1.0 (no resizing) when both are None.
     """
+    if config.image_scale is not None:
+        return config.image_scale
     if config.min_size is None:
         return 1.0
     factor = config.min_size / min(size)

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -102,6 +104,52 @@ def rot90(images: list[Tensor], targets: list[Target], probability: float, gener
     return out_images, out_targets
 
 
+def color_jitter(images: list[Tensor], targets: list[Target], strength: float, generator: torch.Generator
+                 ) -> tuple[list[Tensor], list[Target]]:
+    """Change each image's brightness, contrast and saturation (images ``[3, H, W]`` in [0, 1]; boxes unchanged).
+
+    Each of the three gets its own factor, drawn uniformly from ``[1 - strength, 1 + strength]``, and is
+    applied in that order by torchvision's ``adjust_brightness`` / ``adjust_contrast`` /
+    ``adjust_saturation``. Another site, season or time of day changes a photograph's colours this way.
+    With strength 0 nothing is drawn from ``generator``.
+    """
+    if strength == 0:
+        return images, targets
+    factors = 1 + strength * (2 * torch.rand(len(images), 3, generator=generator) - 1)
+    out = []
+    for image, (brightness, contrast, saturation) in zip(images, factors.tolist()):
+        image = TF.adjust_brightness(image, brightness)
+        image = TF.adjust_contrast(image, contrast)
+        out.append(TF.adjust_saturation(image, saturation))
+    return out, targets
+
+
+def zoom(images: list[Tensor], targets: list[Target], amount: float, generator: torch.Generator
+         ) -> tuple[list[Tensor], list[Target]]:
+    """Resize each image ``[3, H, W]`` and its boxes (xyxy) by a factor drawn log-uniformly from
+    ``[1 / (1 + amount), 1 + amount]``: the same objects a little larger or smaller, as at another site or
+    flying height. With amount 0 nothing is drawn from ``generator``."""
+    if amount == 0:
+        return images, targets
+    factors = torch.exp(math.log1p(amount) * (2 * torch.rand(len(images), generator=generator) - 1))
+    out_images, out_targets = [], []
+    for image, target, factor in zip(images, targets, factors.tolist()):
+        size = [max(1, round(side * factor)) for side in image.shape[-2:]]
+        scale = torch.tensor([size[1] / image.shape[-1], size[0] / image.shape[-2]] * 2)
+        out_images.append(F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0])
+        out_targets.append({**target, "boxes": target["boxes"] * scale})
+    return out_images, out_targets
+
+
+def augment(images: list[Tensor], targets: list[Target], recipe: TrainConfig, generator: torch.Generator
+            ) -> tuple[list[Tensor], list[Target]]:
+    """The recipe's augmentations, in order: horizontal flip, rotation by quarter turns, colour jitter, zoom."""
+    images, targets = hflip(images, targets, recipe.hflip, generator)
+    images, targets = rot90(images, targets, recipe.rot90, generator)
+    images, targets = color_jitter(images, targets, recipe.color_jitter, generator)
+    return zoom(images, targets, recipe.zoom, generator)
+
+
 class InMemory(Dataset):
     """A dataset's items computed once and kept in memory (procedural images are cheap to cache)."""
 
@@ -175,7 +223,7 @@ def train(
     preset: str = "shapes-cpu", seed: int = 0, out: str | Path | None = None, device: torch.device | str | None = None,
     train_set: Dataset | None = None, val_set: Dataset | None = None, progress: bool = True,
     resume: str | Path | None = None, pretrained_backbone: str | Path | None = None,
-    callback: Callable[[dict[str, list]], None] | None = None, **overrides: Any,
+    init_from: str | Path | None = None, callback: Callable[[dict[str, list]], None] | None = None, **overrides: Any,
 ) -> tuple[RetinaNet, dict[str, list]]:
     """Train the preset's model with its recipe; ``overrides`` change any TrainConfig/RetinaNetConfig field.
 
@@ -184,7 +232,9 @@ def train(
     ``{"step", "map", "map_50", "map_75", …}``. With ``out``, the checkpoint is saved to
     ``out/model.pt``. ``resume`` continues a checkpoint's run (same step, optimizer, schedule and
     data order). ``pretrained_backbone`` loads a local torchvision ResNet state-dict file into the
-    backbone. ``callback(history)`` is called after every step (e.g. to redraw a live loss plot).
+    backbone. ``init_from`` starts from another checkpoint's weights wherever a layer's name and shape
+    match (:func:`load_matching_weights`; e.g. the shapes model's for the tree crowns). ``callback(history)``
+    is called after every step (e.g. to redraw a live loss plot).
     Without ``train_set`` the preset's own data is used (``Preset.data``: shapes or tree crowns); a dataset's
     ``class_names`` / ``category_ids`` travel with the model. Run under ``torchrun`` it trains with
     DistributedDataParallel. Stops with ``FloatingPointError`` if a loss becomes NaN or infinite.
@@ -207,6 +257,10 @@ def train(
     model.category_ids = getattr(train_set, "category_ids", None)
     if pretrained_backbone is not None:
         model.backbone.load_pretrained(pretrained_backbone)
+    if init_from is not None:
+        loaded = load_matching_weights(model, init_from)
+        if progress:
+            print(f"started from {init_from}: {len(loaded)} of {len(model.state_dict())} tensors")
     if state:
         model.load_state_dict(state["model"])
     model.to(device)
@@ -215,6 +269,23 @@ def train(
     finally:
         stop_distributed()
     return model, history
+
+
+def load_matching_weights(model: RetinaNet, path: str | Path) -> list[str]:
+    """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match; the names copied.
+
+    The rest keeps its fresh initialisation: e.g. from a 3-class shapes model into a 1-class tree model,
+    the classification subnet's last layer (3·A outputs, not 1·A) starts anew, and so does its prior
+    bias. Raises ``ValueError`` if no weight matches (then it is not a checkpoint of a similar model).
+    """
+    saved = read_checkpoint(path)["model"]
+    own = model.state_dict()
+    matching = {name: tensor for name, tensor in saved.items()
+                if name in own and own[name].shape == tensor.shape}
+    if not set(matching) & {name for name, _ in model.named_parameters()}:  # counters like BatchNorm's always fit
+        raise ValueError(f"no layer of {path} has the name and shape of a layer of this model")
+    model.load_state_dict(matching, strict=False)
+    return sorted(matching)
 
 
 def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: TrainConfig, seed: int = 0,
@@ -260,7 +331,7 @@ def fit(model: RetinaNet, train_set: Dataset, val_set: Dataset | None, recipe: T
     bar = tqdm(range(first_step, recipe.steps), initial=first_step, total=recipe.steps, desc="training",
                disable=not progress or rank != 0)
     for step in bar:
-        images, targets = rot90(*hflip(*next(batches), recipe.hflip, generator), recipe.rot90, generator)
+        images, targets = augment(*next(batches), recipe, generator)
         with torch.autocast(device.type, enabled=use_amp):
             losses = network([i.to(device) for i in images],
                              [{k: v.to(device) for k, v in t.items()} for t in targets])
@@ -423,6 +494,8 @@ def distributed_rank_and_size() -> tuple[int, int]:
 
 #: Where lesson 07 saves its trained model and later lessons look for it (relative to the notebooks).
 LESSON_CHECKPOINT = Path("checkpoints/shapes-cpu.pt")
+#: Where lesson 11 saves (and reuses) its tree-crown model, relative to the notebooks' folder.
+TREES_CHECKPOINT = Path("checkpoints/trees-cpu.pt")
 
 
 def training_summary(history: dict[str, list]) -> str:

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_UNMARKED_STEPS = 200
 #: Fixture → the marker every test using it (directly or through another fixture) gets.
 FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "start_kernel": "notebook",
-                   "lesson_checkpoint": "training", "lesson_model": "training", "browser": "browser"}
+                   "lesson_checkpoint": "training", "lesson_model": "training", "shared_runs": "training",
+                   "browser": "browser"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -101,9 +102,16 @@ def start_kernel():
 @pytest.fixture(scope="session")
 def lesson_checkpoint() -> Path:
     """notebooks/checkpoints/shapes-cpu.pt, trained by lesson 07's recipe: trained once per test run
-    at most (a couple of minutes), then reused by every test, nbval's lessons 07–11 and the student
+    at most (a couple of minutes), then reused by every test, nbval's lessons 07–12 and the student
     edition (see :func:`notebook_runner.lesson_checkpoint`)."""
     return notebook_runner.lesson_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def shared_runs() -> list[Path]:
+    """The runs lessons 09 and 11 save (notebook_runner.SHARED_RUNS): trained once per test run at most,
+    then reused by those lessons under nbval and by the student edition."""
+    return notebook_runner.shared_runs()
 
 
 @pytest.fixture(scope="session")

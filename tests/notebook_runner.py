@@ -1,7 +1,7 @@
 """What the notebook tests share: :class:`Kernel` runs lesson code in a fresh Jupyter kernel one piece at a
 time and reports errors instead of raising them; :func:`load_tool` imports a script of tools/.
 
-Lessons 08–11 load the model lesson 07 trains (``load_or_train``); :func:`lesson_checkpoint`
+Lessons 08–12 load the model lesson 07 trains (``load_or_train``); :func:`lesson_checkpoint`
 trains it once, by lesson 07's own recipe, so that neither these tests nor nbval train it again.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import ModuleType
 import nbformat
 from jupyter_client.manager import start_new_kernel
 
-from retinanet_lite.train import LESSON_CHECKPOINT, train_or_reuse
+from retinanet_lite.train import LESSON_CHECKPOINT, TREES_CHECKPOINT, train_or_reuse
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -31,15 +31,35 @@ def load_tool(name: str) -> ModuleType:
         spec.loader.exec_module(module)
     return sys.modules[name]
 
+
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
+#: The other runs that lessons save with ``train_or_reuse`` (path → its arguments): lesson 09's re-run of one
+#: grid point, lesson 11's model and lesson 11's short run of the preset (its one-change exercise compares with
+#: it). tests/test_lesson_09.py and tests/test_lesson_11.py check that the lessons call it with these.
+SHARED_RUNS = {
+    Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
+                                              "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
+                                              "focal_alpha": 0.25},
+    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "eval_every": 500},
+    Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50},
+}
+
+
+@cache
+def shared_runs() -> list[Path]:
+    """The models of :data:`SHARED_RUNS` in notebooks/checkpoints/: trained here (about five minutes) if missing
+    or made otherwise, else reused; the lessons under nbval and the student edition then reuse them."""
+    for path, arguments in SHARED_RUNS.items():
+        train_or_reuse(NOTEBOOKS / path, progress=False, **arguments)
+    return [NOTEBOOKS / path for path in SHARED_RUNS]
 
 
 @cache
 def lesson_checkpoint() -> Path:
     """notebooks/checkpoints/shapes-cpu.pt, made by lesson 07's recipe: trained here (a couple of
     minutes) if it is missing or was made otherwise, else reused. Lesson 07 (under nbval too) then
-    reuses it, and lessons 08–11 load it."""
+    reuses it, and lessons 08–12 load it."""
     path = NOTEBOOKS / LESSON_CHECKPOINT
     train_or_reuse(path, progress=False, **LESSON_07_TRAINING)
     return path

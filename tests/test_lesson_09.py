@@ -1,7 +1,8 @@
-"""Lesson 09 (focal loss experiments): the grid and re-run self-checks have teeth, and the committed
-grid file passes the grid check (the exercises' checks: test_workbook_lesson09.py). None of these tests
-trains a model: they stop before the lesson's one re-run, skip the Fig. 4 cells (which load or train
-lesson 07's model) and the data cell."""
+"""Lesson 09 (focal loss experiments): the grid and re-run self-checks have teeth, the committed
+grid file passes the grid check, and the test run saves the lesson's re-run (the exercises' checks:
+test_workbook_lesson09.py). None of these tests trains a model: they stop before the lesson's one re-run,
+skip the Fig. 4 cells (which load or train lesson 07's model) and the data cell."""
+import ast
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import re
 import nbformat
 import pytest
 
-from notebook_runner import Kernel
+from notebook_runner import SHARED_RUNS, Kernel
 
 LESSON = "09_focal_loss_experiments.ipynb"
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,3 +126,19 @@ def test_the_full_runs_file_says_how_it_was_made():
     assert "bench/focal_loss_grid.py --full" in result["command"] and result["date"] and result["machine"]["cores"]
     assert {(r["gamma"], r["alpha"]) for r in result["runs"]} == {tuple(p) for p in result["settings"]["pairs"]}
     assert all(0 < r["map"] <= 1 and r["steps"] == result["settings"]["steps"] for r in result["runs"])
+
+
+def test_the_test_run_saves_the_rerun_the_lesson_makes():
+    """notebook_runner.shared_runs trains the re-run with the arguments the lesson's train_or_reuse call gets
+    (from the committed file's settings), so that nbval and the student edition reuse one model."""
+    source = next(c.source for c in nbformat.read(ROOT / "notebooks" / LESSON, as_version=4).cells
+                  if "rerun" in c.metadata.get("tags", []))
+    settings = json.loads(GRID_FILE.read_text())["settings"]
+    namespace = {"settings": settings, "STEPS": settings["steps"], "Path": Path}
+    exec(next(line for line in source.splitlines() if line.startswith("SEED, GAMMA, ALPHA =")), namespace)
+    (call,) = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+               and getattr(node.func, "id", None) == "train_or_reuse"]
+    path = eval(ast.unparse(call.args[0]), namespace)
+    arguments = {"preset": ast.literal_eval(call.args[1]), **{k.arg: eval(ast.unparse(k.value), namespace)
+                                                              for k in call.keywords if k.arg not in ("retrain", "progress")}}
+    assert SHARED_RUNS[path] == arguments

@@ -5,7 +5,7 @@
 * Run All on the untouched student edition of every lesson reaches the last cell: each check reports
   its exercise unsolved and the lesson goes on with the package's version; figures and widgets appear;
   the last cell lists every exercise. Lessons that load lesson 07's model get the test run's shared one
-  (the ``lesson_checkpoint`` fixture).
+  (the ``lesson_checkpoint`` fixture), and lessons 09 and 11 their saved runs (``shared_runs``).
 
 That each exercise passes with the instructor's solution and fails as handed out, run on its own with
 only the cells it needs, is tests/test_grade.py's job (the grader does exactly that).
@@ -69,7 +69,7 @@ def student_dir(tmp_path_factory, tool) -> Path:
 
 def test_every_lesson_and_file_is_in_the_student_edition(student_dir):
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
-    # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–11 load (load_or_train)
+    # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–12 load (load_or_train)
     assets = [p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file() and p.suffix != ".ipynb"
               and not {".ipynb_checkpoints", "__pycache__"} & set(p.parts)]
     missing = [str(a) for a in assets if not (student_dir / a).is_file()]
@@ -134,12 +134,13 @@ FIGURE, WIDGET = "image/png", "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
-def student_run(student_dir, lesson_checkpoint):
+def student_run(student_dir, lesson_checkpoint, shared_runs):
     """Run All on the untouched student edition of a lesson, in a fresh kernel in the edition's folder (as
     JupyterLab does): {cell index: (exception name or None, output messages)}. (Cell by cell through
     jupyter_client: nbclient can wait out a whole cell timeout after a widget cell, jupyter/nbclient#312.)"""
     (student_dir / LESSON_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(lesson_checkpoint, student_dir / LESSON_CHECKPOINT)
+    for checkpoint in (lesson_checkpoint, *shared_runs):  # what lessons 07, 09 and 11 would otherwise train
+        shutil.copy2(checkpoint, student_dir / LESSON_CHECKPOINT.parent / checkpoint.name)
 
     def run(lesson: Path) -> dict[int, tuple[str | None, list]]:
         kernel, results = Kernel(student_dir), {}

@@ -11,11 +11,12 @@ import torch
 
 import retinanet_lite.data.trees as trees
 from retinanet_lite.__main__ import main
-from retinanet_lite.config import PRESETS, Preset, get_preset
+from retinanet_lite.config import PRESETS, Preset, get_preset, preset_config, preset_recipe
 from retinanet_lite.data import (CocoDetection, DEEPFOREST_WHEEL, TreeCrowns, check_image, check_target,
                                  deepforest_data, load_tree_image, read_voc)
 from retinanet_lite.data.trees import TEST_IMAGES, TRAIN_VAL_IMAGES, split_line
-from retinanet_lite.train import rot90, train
+from retinanet_lite.model import RetinaNet, resize_factor
+from retinanet_lite.train import color_jitter, load_matching_weights, rot90, save_checkpoint, train, zoom
 
 NAMES = [f"{name}{suffix}" for name in TRAIN_VAL_IMAGES + TEST_IMAGES for suffix in (".png", ".xml")]
 VERSION = DEEPFOREST_WHEEL.split("==")[1]
@@ -193,3 +194,83 @@ def test_the_trees_preset_trains_on_the_tree_crowns(tree_data):
     model, history = train("trees-cpu", steps=2, device="cpu", progress=False, batch_size=2)
     assert model.class_names == ["tree"] and len(history["step"]) == 2
     assert {"map", "map_50"} <= set(history["eval"][-1]), "evaluated on the val tiles"
+
+
+def test_colour_jitter_changes_colours_within_its_strength_and_leaves_the_boxes():
+    images = [torch.rand(3, 20, 30) for _ in range(64)]
+    targets = [{"boxes": torch.tensor([[1.0, 2, 10, 12]]), "labels": torch.tensor([0])} for _ in images]
+    state = torch.Generator().manual_seed(3).get_state()
+    jittered, same_targets = color_jitter(images, targets, 0.4, torch.Generator().manual_seed(3))
+    assert same_targets is targets and all(j.shape == i.shape for j, i in zip(jittered, images))
+    assert all(float(j.min()) >= 0 and float(j.max()) <= 1 for j in jittered)
+    # the three factors, drawn as the function draws them, applied by hand in the documented order
+    factors = 1 + 0.4 * (2 * torch.rand(len(images), 3, generator=torch.Generator().set_state(state)) - 1)
+    assert float(factors.min()) >= 0.6 and float(factors.max()) <= 1.4 and float(factors.std()) > 0.15
+    grey = torch.tensor([0.2989, 0.587, 0.114]).view(3, 1, 1)  # ITU-R 601 luma weights, as torchvision rounds them
+    for image, out, (b, c, s) in zip(images, jittered, factors.tolist()):
+        step = (image * b).clamp(0, 1)
+        step = (c * step + (1 - c) * (step * grey).sum(0).mean()).clamp(0, 1)
+        step = (s * step + (1 - s) * (step * grey).sum(0, keepdim=True)).clamp(0, 1)
+        assert torch.allclose(out, step, atol=1e-5)
+    generator = torch.Generator().manual_seed(0)
+    before = generator.get_state()
+    assert color_jitter(images, targets, 0.0, generator)[0] is images and torch.equal(generator.get_state(), before)
+    with pytest.raises(ValueError, match="color_jitter must be in"):
+        preset_recipe("trees-cpu", color_jitter=1.5)
+
+
+def test_a_fixed_image_scale_resizes_every_image_by_that_factor():
+    config = preset_config("trees-cpu", image_scale=2.0)
+    assert resize_factor(config, (100, 37)) == resize_factor(config, (400, 400)) == 2.0
+    model = RetinaNet(config).eval()
+    batch, scales = model.prepare_batch([torch.rand(3, 50, 40), torch.rand(3, 30, 60)])
+    assert scales == [2.0, 2.0] and tuple(batch.shape[-2:]) == (100, 120)
+    with torch.no_grad():
+        found = model([torch.rand(3, 50, 40)])[0]["boxes"]
+    assert len(found) == 0 or (float(found[:, 2].max()) <= 40 and float(found[:, 3].max()) <= 50), \
+        "boxes come back in the original image's pixels"
+    with pytest.raises(ValueError, match="image_scale and min_size exclude each other"):
+        preset_config("trees-cpu", image_scale=2.0, min_size=400)
+    with pytest.raises(ValueError, match="image_scale must be > 0"):
+        preset_config("trees-cpu", image_scale=0.0)
+
+
+def test_starting_from_another_models_weights_copies_the_layers_that_fit(tmp_path):
+    shapes = RetinaNet(preset_config("shapes-cpu"))
+    save_checkpoint(tmp_path / "shapes.pt", shapes)
+    trees = RetinaNet(preset_config("trees-cpu"))
+    untouched = {k: v.clone() for k, v in trees.state_dict().items()}
+    copied = load_matching_weights(trees, tmp_path / "shapes.pt")
+    state, source = trees.state_dict(), shapes.state_dict()
+    left = sorted(set(state) - set(copied))
+    assert left and all("cls" in name or "classification" in name for name in left), left  # only the class layer
+    assert all(state[name].shape != source[name].shape for name in left)
+    assert all(torch.equal(state[name], source[name]) for name in copied)
+    assert all(torch.equal(state[name], untouched[name]) for name in left)
+    assert len(copied) > 0.9 * len(state)
+    other = RetinaNet(preset_config("shapes-cpu", fpn_channels=32, backbone_widths=(8, 8, 8, 8), head_convs=1))
+    save_checkpoint(tmp_path / "other.pt", other)
+    with pytest.raises(ValueError, match="no layer of"):
+        load_matching_weights(RetinaNet(preset_config("trees-cpu", backbone="resnet18", anchor_scales=(1.0,))),
+                              tmp_path / "other.pt")
+
+
+def test_zoom_resizes_each_image_and_its_boxes_by_one_factor_within_its_range():
+    image = torch.zeros(3, 100, 80)
+    image[:, 10:30, 20:60] = 1  # box [20, 10, 60, 30]
+    target = {"boxes": torch.tensor([[20.0, 10, 60, 30]]), "labels": torch.tensor([0])}
+    generator = torch.Generator().manual_seed(0)
+    factors = []
+    for _ in range(40):
+        [zoomed], [moved] = zoom([image], [target], 0.3, generator)
+        height, width = zoomed.shape[-2:]
+        factors.append(height / 100)
+        assert abs(width / 80 - height / 100) < 0.02, "one factor for both sides"
+        rows, cols = (zoomed[0] > 0.5).nonzero(as_tuple=True)
+        tight = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=torch.float32)
+        assert torch.allclose(moved["boxes"][0], tight, atol=1.0), "the box follows its pixels"
+    assert 1 / 1.3 - 0.01 <= min(factors) < 0.85 and 1.2 < max(factors) <= 1.3 + 0.01
+    state = generator.get_state()
+    assert zoom([image], [target], 0.0, generator)[0][0] is image and torch.equal(generator.get_state(), state)
+    with pytest.raises(ValueError, match="zoom must be ≥ 0"):
+        preset_recipe("trees-cpu", zoom=-0.1)

@@ -1,100 +1,109 @@
 """Lesson 11's exercise checks name the usual mistakes, pass other correct answers, and refuse the package's."""
-import hashlib
-import json
-from pathlib import Path
+import math
 
-import nbformat
 import pytest
 import torch
 
-from retinanet_lite import workbook
-from retinanet_lite.workbook import lesson_exercises
-from PIL import Image
-
-from retinanet_lite import boxes as B
-from retinanet_lite.config import preset_config
-from retinanet_lite.data import CLASS_NAMES, CocoDetection, ShapesDataset, coco_ground_truth
+from retinanet_lite.config import preset_config, preset_recipe
+from retinanet_lite.data.tiling import crop_target
+from retinanet_lite.workbook import lesson11, lesson_exercises
 from workbook_checks import failed_with, notebook_check, passes
 
-LESSON = "11_what_next.ipynb"
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-
-def boxes_of_image(coco, image_id):  # the lesson's solution
-    boxes = [a["bbox"] for a in coco["annotations"] if a["image_id"] == image_id]
-    return torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float32).reshape(-1, 4)
-
-
-def boxes_with(convert=lambda x, y, w, h: [x, y, x + w, y + h], filtered=True, empty_shape=True, dtype=torch.float32):
-    def boxes(coco, image_id):
-        rows = [convert(*a["bbox"]) for a in coco["annotations"] if not filtered or a["image_id"] == image_id]
-        result = torch.tensor(rows, dtype=dtype)
-        return result.reshape(-1, 4) if empty_shape else result
-    return boxes
+LESSON = "11_tree_crowns.ipynb"
 
 
 def test_exercises_are_registered_in_the_lessons_order():
-    assert [e.name for e in lesson_exercises("11")] == ["boxes_of_image", "coco_dict", "quiz"]
+    assert [e.name for e in lesson_exercises("11")] == ["crop_target", "recall_by_size", "one_change", "verdict"]
 
 
-def test_boxes_of_image():
-    passes("boxes_of_image", boxes_of_image)
-
-    def by_tensors(coco, image_id):
-        xywh = torch.zeros(0, 4)
-        for a in coco["annotations"]:
-            if a["image_id"] == image_id:
-                xywh = torch.cat([xywh, torch.tensor([a["bbox"]])])
-        return torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1)
-    passes("boxes_of_image", by_tensors)
-    failed_with("boxes_of_image", boxes_with(convert=lambda *b: list(b)), "taken as xyxy")
-    failed_with("boxes_of_image", boxes_with(convert=lambda x, y, w, h: [x, y, x + w - 1, y + h - 1]), "no − 1")
-    failed_with("boxes_of_image", boxes_with(convert=lambda x, y, w, h: [x, y, x + h, y + w]), "swapped")
-    failed_with("boxes_of_image", boxes_with(convert=lambda x, y, w, h: [x - w / 2, y - h / 2, x + w / 2, y + h / 2]),
-                "top-left corner")
-    failed_with("boxes_of_image", boxes_with(filtered=False), "every annotation")
-    failed_with("boxes_of_image", boxes_with(empty_shape=False), "[0, 4]")
-    failed_with("boxes_of_image", boxes_with(dtype=torch.float64), "float32")
-    failed_with("boxes_of_image", lambda c, i: boxes_of_image(c, i).flip(0), "file order")
-    failed_with("boxes_of_image", workbook.lesson11.coco_boxes_of_image, "ready-made")
-    failed_with("boxes_of_image", lambda c, i: B.xywh_to_xyxy(
-        torch.tensor([a["bbox"] for a in c["annotations"] if a["image_id"] == i]).reshape(-1, 4)), "ready-made")
+def cropper(shift=True, clip=True, rule=lambda inside, area, mv: inside >= mv * area, labels=True):
+    """A crop_target written by hand, with one of the usual slips switched on."""
+    def crop(target, window, min_visible=0.5):
+        x1, y1, x2, y2 = window
+        boxes = target["boxes"]
+        moved = boxes - torch.tensor([x1, y1, x1, y1], dtype=boxes.dtype)
+        clipped = torch.stack([moved[:, 0].clamp(0, x2 - x1), moved[:, 1].clamp(0, y2 - y1),
+                               moved[:, 2].clamp(0, x2 - x1), moved[:, 3].clamp(0, y2 - y1)], 1)
+        area = (boxes[:, 2:] - boxes[:, :2]).prod(1)
+        keep = rule((clipped[:, 2:] - clipped[:, :2]).prod(1), area, min_visible)
+        out = clipped if clip else moved
+        out = out if shift else out + torch.tensor([x1, y1, x1, y1], dtype=boxes.dtype)
+        return {"boxes": out[keep], "labels": target["labels"][keep] if labels else target["labels"][:int(keep.sum())]}
+    return crop
 
 
-def coco_dict(targets, file_names, sizes, class_names, *, first_id=1, category=1, corners=False):  # the lesson's
-    images, annotations = [], []
-    for image_id, (target, file_name, (height, width)) in enumerate(zip(targets, file_names, sizes), start=first_id):
-        images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-        for (x1, y1, x2, y2), label in zip(target["boxes"].tolist(), target["labels"].tolist()):
-            bbox = [x1, y1, x2, y2] if corners else [x1, y1, x2 - x1, y2 - y1]
-            annotations.append({"id": len(annotations) + first_id, "image_id": image_id, "category_id": label + category,
-                                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0})
-    categories = [{"id": k + category, "name": name} for k, name in enumerate(class_names)]
-    return {"images": images, "annotations": annotations, "categories": categories}
+def test_crop_target():
+    passes("crop_target", cropper())
+    failed_with("crop_target", crop_target, "ready-made")
+    failed_with("crop_target", cropper(shift=False), "in the image's coordinates")
+    failed_with("crop_target", cropper(clip=False), "not clipped")
+    failed_with("crop_target", cropper(rule=lambda i, a, mv: i > mv * a), "exactly that fraction is kept (≥)")
+    failed_with("crop_target", cropper(rule=lambda i, a, mv: i >= a), "only the crowns wholly inside")
+    failed_with("crop_target", cropper(rule=lambda i, a, mv: i > 0), "however little")
+    failed_with("crop_target", cropper(rule=lambda i, a, mv: i >= mv * 100 * 80), "you keep")
+    failed_with("crop_target", cropper(labels=False), "do not follow their boxes")
 
 
-def test_coco_dict_check(tmp_path):
-    check = notebook_check(LESSON, "coco_dict")
-    namespace = {"torch": torch, "json": json, "Image": Image, "ShapesDataset": ShapesDataset, "CLASS_NAMES": CLASS_NAMES,
-                 "CocoDetection": CocoDetection, "workdir": tmp_path}
-    check({**namespace, "coco_dict": coco_dict})
-    check({**namespace, "coco_dict": lambda t, f, s, c: coco_ground_truth(
-        t, c, [{"file_name": n, "height": h, "width": w} for n, (h, w) in zip(f, s)])})
-    with pytest.raises(AssertionError, match="ids should be 1"):
-        check({**namespace, "coco_dict": lambda *a: coco_dict(*a, first_id=0)})
-    with pytest.raises(AssertionError, match="category ids should be 1, 2, 3"):
-        check({**namespace, "coco_dict": lambda *a: coco_dict(*a, category=0)})
-    with pytest.raises(AssertionError, match="bbox is \\[x, y, w, h\\]"):
-        check({**namespace, "coco_dict": lambda *a: coco_dict(*a, corners=True)})
+def binned(sizes, found, edges, count=False, denominator=None, closed_right=False, missed=False, empty=math.nan):
+    """recall_by_size written by hand, with one of the usual slips switched on."""
+    out = []
+    for low, high in zip(edges, edges[1:]):
+        in_bin = (sizes > low) & (sizes <= high) if closed_right else (sizes >= low) & (sizes < high)
+        if not in_bin.any():
+            out.append(empty)
+            continue
+        hits = float(found[in_bin].sum()) if not missed else float((~found[in_bin]).sum())
+        out.append(hits if count else hits / (denominator or int(in_bin.sum())))
+    return torch.tensor(out)
 
 
-def test_quiz_check_runs_inside_the_workbook():
-    cells = nbformat.read(NOTEBOOKS / LESSON, as_version=4).cells
-    answer = next(c.source for c in cells if c.metadata.get("exercise") == "quiz" and "exercise" in c.metadata["tags"])
-    check = notebook_check(LESSON, "quiz")
-    namespace = {"hashlib": hashlib, "preset_config": preset_config}
-    exec(answer, namespace)
-    check(namespace)
-    with pytest.raises(AssertionError, match="question \\[2\\]"):
-        check({**namespace, "quiz_answers": lambda: {**namespace["quiz_answers"](), 2: "a"}})
+def test_recall_by_size():
+    passes("recall_by_size", binned)
+    passes("recall_by_size", lambda s, f, e: torch.tensor([
+        (f & (s >= a) & (s < b)).sum() / ((s >= a) & (s < b)).sum() for a, b in zip(e, e[1:])]))  # 0/0 = NaN
+    failed_with("recall_by_size", lesson11.recall_by_size, "ready-made")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e, empty=0.0), "should be NaN")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e, count=True), "counts of found crowns")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e, denominator=len(s)), "divided by all crowns")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e, closed_right=True), "upper edge")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e, missed=True), "MISSED")
+    failed_with("recall_by_size", lambda s, f, e: binned(s, f, e)[:-1], "bins")
+
+
+def test_one_change_check():
+    check = notebook_check(LESSON, "one_change")
+    base = {"recipe": preset_recipe("trees-cpu"), "config": preset_config("trees-cpu")}
+
+    def run(change, prediction="worse"):
+        check({**base, "one_change": lambda: (change, prediction)})
+
+    run({"rot90": 0.0})
+    run({"tile_size": 256}, "better")
+    run({"anchor_sizes": (16, 32, 64, 128, 256)}, "no clear change")
+    run({"zoom": 0.25})
+    with pytest.raises(AssertionError, match="exactly one knob"):
+        run({"rot90": 0.0, "hflip": 0.0})
+    with pytest.raises(AssertionError, match="exactly one knob"):
+        run({})
+    with pytest.raises(AssertionError, match="not one of the knobs"):
+        run({"lr": 0.01})
+    with pytest.raises(AssertionError, match="preset's own value"):
+        run({"rot90": preset_recipe("trees-cpu").rot90})
+    with pytest.raises(AssertionError, match="preset's own value"):
+        run({"anchor_sizes": list(preset_config("trees-cpu").anchor_sizes)})
+    with pytest.raises(AssertionError, match="the prediction"):
+        run({"rot90": 0.0}, "maybe")
+
+
+def test_verdict():
+    passes("verdict", lambda d, n: "no clear change" if -n <= d <= n else ("better" if d > 0 else "worse"))
+    failed_with("verdict", lesson11.judge, "ready-made")
+    failed_with("verdict", lambda d, n: "no clear change" if abs(d) < n else ("better" if d > 0 else "worse"), "use ≤")
+    failed_with("verdict", lambda d, n: "better" if d > 0 else ("worse" if d < 0 else "no clear change"),
+                "the noise is ignored")
+    failed_with("verdict", lambda d, n: "no clear change" if 0 <= d <= n else ("better" if d > 0 else "worse"),
+                "small negative difference")
+    failed_with("verdict", lambda d, n: "no clear change" if abs(d) <= n else ("worse" if d > 0 else "better"),
+                "swapped")
+    failed_with("verdict", lambda d, n: "no clear change" if abs(d) <= 2 * n else ("better" if d > 0 else "worse"),
+                "should be")

@@ -166,7 +166,7 @@ def render_course(lessons: list[Path], out: Path, workdir: Path = WORKDIR, timeo
     Returns the names of the lessons that failed."""
     out.mkdir(parents=True, exist_ok=True)
     # the files the lessons may read (data, images, checkpoints/), without the notebooks; lesson 07
-    # trains its model again and saves it there, where lessons 08–11 load it
+    # trains its model again and saves it there, where lessons 08–12 load it
     shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True,
                     ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
     exporter = HTMLExporter(template_name="lab")

@@ -21,8 +21,9 @@ so the exercise's check reports it unsolved (and the lesson goes on with the pac
 by nbgrader's own ``ClearSolutions`` preprocessor (the one ``nbgrader generate_assignment`` uses);
 outputs are cleared too, so no printed result gives a solution away. Everything else — markdown,
 other code, cell tags and ids — is copied unchanged, and so is every other file in the notebooks
-folder that a lesson may read (data, images, the trained model in checkpoints/ that lessons 08–11
-load), except caches — plus `edition.json` (the release id) and the result files lesson 09 reads (`COURSE_FILES`).
+folder that a lesson may read (data, images, the trained model in checkpoints/ that lessons 08–12
+load), except caches — plus `edition.json` (the release id) and the result files lessons 09 and 11 read
+(`COURSE_FILES`).
 """
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ SOURCE = ROOT / "notebooks"
 #: Written beside the student edition's lessons: ``retinanet_lite.workbook`` reads it to know that a failing
 #: check must not stop the lesson, and the grader reads the release id from it.
 EDITION_FILE = "edition.json"
-#: Files outside notebooks/ that a lesson reads (lesson 09: the measured grids), copied into the edition at the
+#: Files outside notebooks/ that a lesson reads (lesson 09: the measured grids; lesson 11: the tree benchmark),
+#: copied into the edition at the
 #: same relative path, so that the edition also runs where it is unzipped on its own.
-COURSE_FILES = ("bench/results/focal_loss_grid.json", "bench/results/focal_loss_full.json")
+COURSE_FILES = ("bench/results/focal_loss_grid.json", "bench/results/focal_loss_full.json",
+                "bench/results/trees.json")
 OUT = ROOT / "build" / "student"
 #: Caches that Jupyter and Python leave in the notebooks folder: not part of the course.
 CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")

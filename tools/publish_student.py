@@ -4,7 +4,7 @@
 
 Writes one commit on ``BRANCH`` (default ``student``) without touching your working tree or your current
 branch: the files of ``HEAD``, with ``notebooks/`` replaced by the student edition (the lessons without
-solutions, ``edition.json``, and the trained model of lesson 07 that lessons 08–11 load), each lesson's
+solutions, ``edition.json``, and the trained model of lesson 07 that lessons 08–12 load), each lesson's
 Colab cell cloning ``BRANCH`` instead of ``main``, and the README's badges pointing at ``BRANCH``. Then
 ``git push origin BRANCH`` and give students the badges of that branch's README. Publishing again adds a
 commit on top (students who cloned the branch can pull).
@@ -60,7 +60,7 @@ def publish(branch: str = "student", release: Path | None = None, root: Path = R
     """Commit the student edition of the repository ``root`` to its ``branch``; return (commit, release id)."""
     if not (root / "notebooks" / CHECKPOINT).is_file() and not (release and (release / CHECKPOINT).is_file()):
         raise ValueError(f"notebooks/{CHECKPOINT} is missing: run lesson 07 (or `make test`) first, so that the "
-                         "published lessons 08–11 have the trained model to load")
+                         "published lessons 08–12 have the trained model to load")
     with tempfile.TemporaryDirectory() as scratch:
         if release is None:
             release = Path(scratch) / "student"

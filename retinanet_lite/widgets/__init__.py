@@ -23,7 +23,8 @@ module              lesson  what it explores
 :mod:`.training`    07      the learning-rate schedule
 :mod:`.inference`   08      score and NMS thresholds; the precision–recall curve behind AP
 :mod:`.classical`   10      every stage of the classical detector
-:mod:`.own_data`    11      whether a preset's anchors fit the objects of your own data
+:mod:`.trees`       11      tree crowns found and missed, and what the false positives are
+:mod:`.own_data`    12      whether a preset's anchors fit the objects of your own data
 ==================  ======  =================================================================
 """
 from .anchors import (RATIO_SETS, SCALE_SETS, anchors_explorer, coverage_explorer, draw_anchor_coverage,
@@ -39,6 +40,7 @@ from .inference import (class_matches, detection_candidates, draw_pr_curve, draw
 from .matching import MATCHING_IMAGES, draw_matching, matching_explorer, shapes_cpu_anchors
 from .own_data import anchor_fit_explorer, draw_anchor_fit, object_fit
 from .training import SHAPES_CPU_RECIPE, draw_schedule, schedule_explorer
+from .trees import MERGE_COVER, SHADOW_QUANTILE, SMALL_CROWN, crown_errors, crown_explorer, draw_crowns
 
 __all__ = [
     "explore",
@@ -62,5 +64,7 @@ __all__ = [
     "CLASSICAL_IMAGES", "degrade", "signed_log_image", "colour_components", "draw_classical_stages",
     "classical_explorer",
     # lesson 11
+    "SMALL_CROWN", "SHADOW_QUANTILE", "MERGE_COVER", "crown_errors", "draw_crowns", "crown_explorer",
+    # lesson 12
     "object_fit", "draw_anchor_fit", "anchor_fit_explorer",
 ]

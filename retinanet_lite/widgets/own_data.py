@@ -1,4 +1,4 @@
-"""Lesson 11 (what next): do a preset's anchors fit the objects of your own data?
+"""Lesson 12 (what next): do a preset's anchors fit the objects of your own data?
 
 Every image is resized and padded exactly as the preset's model would (:func:`~retinanet_lite.model.
 resize_factor`, :func:`~retinanet_lite.model.padded_size`); boxes are ``xyxy`` pixels, an object's size

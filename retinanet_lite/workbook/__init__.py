@@ -6,7 +6,7 @@
 - ``diagnose``: comparing an answer with the right one and with the usual wrong ones;
 - ``lesson01`` … : each lesson's checkers, registered under stable exercise names.
 """
-from . import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09, lesson10, lesson11
+from . import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09, lesson10, lesson11, lesson12
 from .core import (EXERCISES, ExerciseFailed, Mistake, check, checking, edition, is_strict, lesson_exercises,
                    remember_functions, run_checker, summary)
 

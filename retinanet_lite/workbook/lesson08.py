@@ -446,10 +446,8 @@ def _same_detections(got: list[dict], expected: list[Detections]) -> bool:
         and close(g["boxes"], e["boxes"], atol=1e-3) for g, e in zip(got, expected))
 
 
-# RetinaNet.candidates is wrapped by torch.no_grad(), whose wrapper code every no_grad function shares: ban the
-# function inside, or every student's @torch.no_grad() detect would look like a call of it.
 @exercise("detect", "08", fallback=reference_detect,
-          forbidden=(RetinaNet.forward, RetinaNet.candidates.__wrapped__, RetinaNet.select_candidates, RetinaNet.nms))
+          forbidden=(RetinaNet.forward, RetinaNet.candidates, RetinaNet.select_candidates, RetinaNet.nms))
 def check_detect(detect: Callable[[RetinaNet, list[torch.Tensor]], list[dict]]) -> None:
     """``detect(model, images)`` → one {"boxes" [D, 4] xyxy, "scores" [D], "labels" [D]} per image = model(images)."""
     model, images = _detect_model(), list(_detect_images())

@@ -1,73 +1,152 @@
-"""Lesson 11's exercises: the boxes of one image of a COCO file, a COCO file by hand, the course quiz."""
+"""Lesson 11's exercises: the crowns of a training tile, recall by crown size, one change to the recipe, and
+the verdict on what it did."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
-import torchvision
 
-from .. import boxes as B
+from ..boxes import clip_boxes
+from ..data.targets import Target
+from ..data.tiling import crop_target, visible_fraction
 from .core import Mistake, declare, exercise
-from .diagnose import as_tensor, diagnose
+from .diagnose import as_tensor, diagnose, expect_shape
+
+#: A 100×80 tile at (50, 40) of a larger image, and crowns around it: wholly outside, inside, cut a little,
+#: cut in half exactly, mostly outside, touching its corner.
+TILE = (50, 40, 150, 120)
+CROWNS = torch.tensor([
+    [200.0, 50.0, 230.0, 80.0],   # wholly outside
+    [60.0, 50.0, 90.0, 80.0],     # wholly inside
+    [130.0, 60.0, 160.0, 90.0],   # 2/3 inside (cut by the right edge)
+    [100.0, 110.0, 120.0, 150.0],  # a quarter inside (cut by the bottom edge)
+    [30.0, 70.0, 70.0, 100.0],    # exactly half inside (cut by the left edge)
+    [140.0, 10.0, 170.0, 45.0],   # a sliver at the top-right corner
+])
+LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 
 
-def coco_boxes_of_image(coco: dict, image_id: int) -> torch.Tensor:
-    """The package's conversion, with the exercise's signature: the ``[N, 4]`` xyxy boxes (float32) of the
-    annotations of image ``image_id`` in a parsed COCO dict, in file order."""
-    bboxes = [a["bbox"] for a in coco["annotations"] if a["image_id"] == image_id]
-    return B.xywh_to_xyxy(torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4))
+def _target(boxes: torch.Tensor = CROWNS, labels: torch.Tensor = LABELS) -> Target:
+    return {"boxes": boxes.clone(), "labels": labels.clone()}
 
 
-#: A small COCO dict: image ids out of order, annotations of different images interleaved, one empty image.
-TOY_COCO = {
-    "images": [{"id": 7, "file_name": "a.png", "height": 100, "width": 120},
-               {"id": 3, "file_name": "b.png", "height": 100, "width": 120},
-               {"id": 12, "file_name": "c.png", "height": 100, "width": 120}],
-    "annotations": [
-        {"id": 1, "image_id": 7, "category_id": 1, "bbox": [10.0, 20.0, 30.0, 15.0], "area": 450.0, "iscrowd": 0},
-        {"id": 2, "image_id": 3, "category_id": 2, "bbox": [5.5, 0.0, 12.0, 40.0], "area": 480.0, "iscrowd": 0},
-        {"id": 3, "image_id": 7, "category_id": 3, "bbox": [60.0, 44.0, 25.0, 50.0], "area": 1250.0, "iscrowd": 0},
-        {"id": 4, "image_id": 7, "category_id": 1, "bbox": [0.0, 70.0, 8.0, 8.0], "area": 64.0, "iscrowd": 0},
-    ],
-    "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}],
-}
+@exercise("crop_target", "11", fallback=crop_target, forbidden=(visible_fraction,))
+def check_crop_target(my_crop_target: Callable[..., Target]) -> None:
+    """``crop_target(target, window, min_visible=0.5)`` → the crowns of the tile, in its coordinates."""
+    x1, y1, x2, y2 = TILE
+    shift = torch.tensor([x1, y1, x1, y1], dtype=torch.float64)
+    boxes = CROWNS.double()
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(1)
+    inside = clip_boxes(boxes - shift, (y2 - y1, x2 - x1))
+    fraction = (inside[:, 2:] - inside[:, :2]).clamp(min=0).prod(1) / area
+    for min_visible in (0.5, 0.2, 1.0):
+        got = my_crop_target(_target(), TILE, min_visible)
+        if not isinstance(got, dict) or "boxes" not in got or "labels" not in got:
+            raise Mistake("crop_target should return a target dict with 'boxes' and 'labels'")
+        expected = crop_target(_target(), TILE, min_visible)
+        keep = fraction >= min_visible
+        n = int(keep.sum())
+        got_boxes = as_tensor(got["boxes"], "crop_target's 'boxes'")
+        if got_boxes.dim() != 2 or got_boxes.shape[-1] != 4:
+            raise Mistake(f"'boxes' should be [K, 4], got {list(got_boxes.shape)}")
+        if len(got_boxes) != n:
+            counts = {"every crown, even those wholly outside the tile": len(boxes),
+                      "only the crowns wholly inside the tile (cut crowns are dropped)": int((fraction >= 1).sum()),
+                      "every crown that touches the tile, however little of it is inside": int((fraction > 0).sum()),
+                      "the crowns with MORE than min_visible inside: a crown with exactly that fraction is kept (≥)":
+                          int((fraction > min_visible).sum())}
+            for what, count in counts.items():
+                if len(got_boxes) == count:
+                    raise Mistake(f"with min_visible = {min_visible} you keep {count} crowns: {what}. Keep a crown "
+                                  f"when (its area inside the tile) / (its whole area) ≥ min_visible: {n} here")
+            raise Mistake(f"with min_visible = {min_visible}, {n} of the crowns have that fraction of their area "
+                          f"inside the tile, but you keep {len(got_boxes)}")
+        diagnose(got_boxes, expected["boxes"].double(), {
+            "the boxes are still in the image's coordinates: subtract the tile's top-left corner (x1, y1, x1, y1)":
+                lambda: boxes[keep],
+            "the boxes are not clipped to the tile: a kept crown cut by an edge ends at that edge "
+            "(0 ≤ x ≤ width, 0 ≤ y ≤ height of the tile)": lambda: (boxes - shift)[keep],
+            "the boxes are clipped to the tile but in the image's coordinates: subtract (x1, y1, x1, y1) too":
+                lambda: inside[keep] + shift,
+        }, f"min_visible = {min_visible}: expected the boxes {expected['boxes'].tolist()}, got {got_boxes.tolist()}")
+        if torch.as_tensor(got["labels"]).tolist() != expected["labels"].tolist():
+            raise Mistake(f"the labels {torch.as_tensor(got['labels']).tolist()} do not follow their boxes: expected "
+                          f"{expected['labels'].tolist()} (keep labels[keep] with the same mask)")
+    empty = my_crop_target(_target(CROWNS[:0], LABELS[:0]), TILE)
+    expect_shape(torch.as_tensor(empty["boxes"]), (0, 4), "a tile of an image with no crowns: its 'boxes'")
 
 
-@exercise("boxes_of_image", "11", fallback=coco_boxes_of_image,
-          forbidden=(B.xywh_to_xyxy, torchvision.ops.box_convert))
-def check_boxes_of_image(boxes_of_image: Callable[[dict, int], torch.Tensor]) -> None:
-    """``boxes_of_image(coco, image_id)`` → ``[N, 4]`` float32 xyxy boxes of that image, in file order."""
-    for image_id in (7, 3, 12):
-        got = boxes_of_image(TOY_COCO, image_id)
-        expected = coco_boxes_of_image(TOY_COCO, image_id)
-        n = len(expected)
-        if not isinstance(got, torch.Tensor):
-            raise Mistake(f"boxes_of_image should return a tensor [N, 4], got {type(got).__name__}")
-        if n == 0 and tuple(got.shape) != (0, 4):
-            raise Mistake(f"image {image_id} has no annotations: return an empty [0, 4] tensor (.reshape(-1, 4)), "
-                          f"got shape {list(got.shape)}")
-        if len(got) == len(TOY_COCO["annotations"]) != n:
-            raise Mistake(f"image {image_id}: you return the boxes of every annotation in the file; keep only those "
-                          "whose image_id is the one asked for")
-        if tuple(got.shape) != (n, 4):
-            raise Mistake(f"image {image_id} has {n} annotations: expected boxes [{n}, 4], got {list(got.shape)}")
-        if got.dtype != torch.float32:
-            raise Mistake(f"the boxes should be float32 (like the dataset's), got {got.dtype}")
-        if n == 0:
-            continue
-        xywh = torch.tensor([a["bbox"] for a in TOY_COCO["annotations"] if a["image_id"] == image_id], dtype=torch.float64)
-        x, y, w, h = xywh.unbind(-1)
-        diagnose(as_tensor(got, "boxes_of_image"), expected.double(), {
-            "the COCO bbox is taken as xyxy: it is [x, y, w, h], so x2 = x + w and y2 = y + h": lambda: xywh,
-            "x2 = x + w − 1: coordinates lie on pixel edges, so x2 = x + w (no − 1)":
-                lambda: torch.stack([x, y, x + w - 1, y + h - 1], -1),
-            "width and height are swapped: bbox is [x, y, w, h], so x2 = x + w and y2 = y + h":
-                lambda: torch.stack([x, y, x + h, y + w], -1),
-            "the boxes are (cx, cy, w, h)-style: COCO's x, y are the top-left corner, not the centre":
-                lambda: torch.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], -1),
-            "the boxes are not in file order: keep the annotations in the order of the file":
-                lambda: expected.double().flip(0),
-        }, f"image {image_id}: expected the xyxy boxes {expected.tolist()}, got {got.tolist()}")
+def recall_by_size(sizes: torch.Tensor, found: torch.Tensor, edges: list[float]) -> torch.Tensor:
+    """The fraction of crowns found in each size bin ``[edges[i], edges[i+1])``: ``sizes`` ``[G]`` (px),
+    ``found`` ``[G]`` bool → ``[len(edges) - 1]`` float, NaN for a bin without crowns."""
+    out = []
+    for low, high in zip(edges, edges[1:]):
+        in_bin = (sizes >= low) & (sizes < high)
+        out.append(found[in_bin].float().mean() if in_bin.any() else torch.tensor(math.nan))
+    return torch.stack(out) if out else torch.zeros(0)
 
 
-declare("11", "coco_dict", "quiz")
+@exercise("recall_by_size", "11", fallback=recall_by_size)
+def check_recall_by_size(my_recall_by_size: Callable[..., torch.Tensor]) -> None:
+    """``recall_by_size(sizes, found, edges)`` → ``[bins]`` recall per size bin, NaN where a bin is empty."""
+    sizes = torch.tensor([8.0, 12.0, 16.0, 20.0, 31.9, 32.0, 40.0, 64.0, 70.0, 200.0])
+    found = torch.tensor([False, False, True, True, True, False, True, True, True, True])
+    edges = [0.0, 16.0, 32.0, 64.0, 128.0, 160.0, 256.0]  # [128, 160) holds no crown
+    got = as_tensor(my_recall_by_size(sizes, found, edges), "recall_by_size")
+    expected = recall_by_size(sizes, found, edges).double()
+    expect_shape(got, (len(edges) - 1,), f"with {len(edges)} edges (so {len(edges) - 1} bins) the result")
+    bins = list(zip(edges, edges[1:]))
+    got_nan, expected_nan = torch.isnan(got), torch.isnan(expected)
+    if not torch.equal(got_nan, expected_nan):
+        raise Mistake("a bin without crowns should be NaN (no crowns: recall is undefined, not 0 or 1); "
+                      f"expected NaN in bins {[bins[i] for i in expected_nan.nonzero().flatten().tolist()]}")
+    valid = ~expected_nan
+    in_bins = [((sizes >= low) & (sizes < high)) for low, high in bins]
+    right_closed = [((sizes > low) & (sizes <= high)) for low, high in bins]
+    diagnose(got[valid], expected[valid], {
+        "these are counts of found crowns, not fractions: divide by the number of crowns in the bin":
+            lambda: torch.tensor([float(found[b].sum()) for b in in_bins], dtype=torch.float64)[valid],
+        "divided by all crowns: recall in a bin is (found in the bin) / (crowns in the bin)":
+            lambda: torch.tensor([float(found[b].sum()) / len(sizes) for b in in_bins], dtype=torch.float64)[valid],
+        "the bins include their upper edge: a crown of exactly edges[i + 1] px belongs to the next bin "
+        "[low, high)": lambda: torch.tensor([float(found[b].float().mean()) if b.any() else math.nan
+                                             for b in right_closed], dtype=torch.float64)[valid],
+        "this is the share of MISSED crowns: recall is the share found": lambda: 1 - expected[valid],
+    }, f"expected {expected.tolist()} (NaN where a bin is empty), got {got.tolist()}")
+
+
+declare("11", "one_change")
+
+
+def judge(difference: float, noise: float) -> str:
+    """What a measured difference says: "better", "worse", or "no clear change" when ``|difference| ≤ noise``."""
+    if abs(difference) <= noise:
+        return "no clear change"
+    return "better" if difference > 0 else "worse"
+
+
+@exercise("verdict", "11", fallback=judge)
+def check_verdict(verdict: Callable[[float, float], str]) -> None:
+    """``verdict(difference, noise)`` → "better", "worse" or "no clear change"."""
+    cases = [(0.01, 0.05), (-0.03, 0.05), (0.05, 0.05), (-0.05, 0.05), (0.08, 0.05), (-0.2, 0.05), (0.0, 0.0),
+             (0.02, 0.0), (-0.02, 0.01)]
+    got = [verdict(d, n) for d, n in cases]
+    expected = [judge(d, n) for d, n in cases]
+    if got == expected:
+        return
+    wrong = {
+        "a difference exactly as large as the noise is still no clear change: use ≤ (abs(difference) <= noise)":
+            [("no clear change" if abs(d) < n else "better" if d > 0 else "worse") for d, n in cases],
+        "the noise is ignored: a difference smaller than the spread between seeds is no clear change":
+            [("better" if d > 0 else "worse" if d < 0 else "no clear change") for d, n in cases],
+        "a small negative difference is noise too: compare abs(difference) with the noise":
+            [("no clear change" if 0 <= d <= n else "better" if d > 0 else "worse") for d, n in cases],
+        "better and worse are swapped: a higher AP50 is better":
+            [{"better": "worse", "worse": "better"}.get(e, e) for e in expected],
+    }
+    for message, answers in wrong.items():
+        if got == answers:
+            raise Mistake(message)
+    first = next(i for i, (g, e) in enumerate(zip(got, expected)) if g != e)
+    raise Mistake(f"verdict({cases[first][0]}, {cases[first][1]}) should be {expected[first]!r}, got {got[first]!r}")
