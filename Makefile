@@ -25,8 +25,11 @@ lab: $(STAMP)
 	@echo "Starting JupyterLab on notebooks/ — open the http://127.0.0.1:... URL printed below."
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
 
+# Two worker processes (CI's machine has two cores), a test file each at a time, in tests/conftest.py's order;
+# the 25 slowest steps are listed at the end (the whole run must stay within 15 minutes on a 2-core machine).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # The inner loop (under two minutes): every unit test that needs no notebook, no training run and no browser.
 test-fast: $(STAMP)
@@ -37,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_vs_torchvision.py
 	$(BIN)/python bench/focal_loss_grid.py --seeds 0,1,2
 	$(BIN)/python bench/focal_loss_grid.py --full --seeds 0
+	$(BIN)/python bench/debug_drill.py --seeds 0,1,2
+	$(BIN)/python bench/ablations.py --seeds 0,1,2
 	$(BIN)/python bench/trees.py --seeds 0,1,2
 
 data: $(STAMP)

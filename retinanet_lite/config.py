@@ -14,6 +14,7 @@ from typing import Any
 
 from .anchors import PAPER_RATIOS, PAPER_SCALES, PAPER_SIZES, PAPER_STRIDES
 from .losses import SMOOTH_L1_BETA
+from .matching import SAMPLINGS
 
 #: The Python types a field annotated with each of these names accepts (``bool`` is not a number here).
 _ACCEPTED = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
@@ -99,6 +100,14 @@ class RetinaNetConfig(Settings):
     smooth_l1_beta: float = SMOOTH_L1_BETA  # smooth-L1: quadratic below β, linear above
     box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     box_loss_weight: float = 1.0
+    # Which anchors the classification loss counts, per image (matching.sample_anchors): "all" non-ignored
+    # anchors (RetinaNet), or a minibatch of cls_sampling_batch of them before focal loss existed: "random"
+    # (≤ 1/4 positives, random negatives fill it), "ohem" (the highest-loss anchors after NMS at ohem_nms_iou
+    # over the anchor boxes) or "ohem_1:3" (the same NMS, ≤ 1/4 positives and three negatives per positive).
+    # Every choice divides the loss by the number of positive anchors in the batch, as "all" does.
+    cls_sampling: str = "all"
+    cls_sampling_batch: int = 128  # anchors per image in the minibatch of "random", "ohem", "ohem_1:3"
+    ohem_nms_iou: float = 0.5  # the IoU above which OHEM's NMS drops the lower-loss of two anchors
     # Inference.
     score_thresh: float = 0.05
     topk_candidates: int = 1000  # per level, before NMS
@@ -122,6 +131,9 @@ class RetinaNetConfig(Settings):
             "strides and anchor_sizes need one entry per pyramid level (5: P3–P7)":
                 len(self.strides) == len(self.anchor_sizes) == 5,
             "box_loss must be 'smooth_l1', 'l1' or 'giou'": self.box_loss in ("smooth_l1", "l1", "giou"),
+            f"cls_sampling must be one of {SAMPLINGS}": self.cls_sampling in SAMPLINGS,
+            "cls_sampling_batch must be ≥ 1": self.cls_sampling_batch >= 1,
+            "ohem_nms_iou must be in (0, 1]": 0 < self.ohem_nms_iou <= 1,
             "neg_iou must not exceed pos_iou": self.neg_iou <= self.pos_iou,
             "anchor_ratios and anchor_scales must be non-empty": bool(self.anchor_ratios and self.anchor_scales),
             "size_divisible must be ≥ 1": self.size_divisible >= 1,

@@ -5,16 +5,23 @@ class and offsets), one whose best IoU is < ``neg_iou`` is negative (background)
 between are ignored (they contribute no loss). Low-quality matching then gives every ground-truth
 box its best anchor(s) even when that IoU is below ``pos_iou`` — otherwise tiny or thin boxes that no
 anchor overlaps enough would never be learnt.
+
+:func:`sample_anchors` then says which of the matched anchors the classification loss counts: all of
+them (RetinaNet), or a per-image minibatch as the detectors before focal loss chose it (random 1:3
+sampling, online hard example mining).
 """
 from __future__ import annotations
 
 import torch
+import torchvision
 from torch import Tensor
 
 from .boxes import box_iou
 
 BACKGROUND = -1
 IGNORE = -2
+#: The choices of ``RetinaNetConfig.cls_sampling`` (see :func:`sample_anchors`).
+SAMPLINGS = ("all", "random", "ohem", "ohem_1:3")
 
 
 def match_anchors(
@@ -72,3 +79,84 @@ def _add_low_quality_matches(matches: Tensor, iou: Tensor, gt_valid: Tensor) -> 
     best_claim_iou, claimant = claimed_iou.max(dim=1)  # [B, N]
     return torch.where(best_claim_iou >= 0, claimant, matches)
 
+
+
+def sample_anchors(
+    matches: Tensor, anchor_loss: Tensor, anchors: Tensor, sampling: str, batch_size: int = 128,
+    nms_iou: float = 0.5, generator: torch.Generator | None = None,
+) -> Tensor:
+    """Which anchors the classification loss counts: a ``[B, N]`` bool mask, never an ignored anchor.
+
+    ``matches`` ``[B, N]`` (box index, ``BACKGROUND`` or ``IGNORE``), ``anchor_loss`` ``[B, N]`` (each
+    anchor's classification loss, summed over the classes; used only to rank, so pass it detached),
+    ``anchors`` ``[N, 4]`` xyxy. Per image, a minibatch of at most ``batch_size`` anchors:
+
+    - ``"all"``: every non-ignored anchor (RetinaNet; no minibatch, ``anchor_loss`` unused);
+    - ``"random"``: the positives in random order, at most ``batch_size // 4`` of them, then random
+      negatives to fill the minibatch (the 1:3 sampling of Faster R-CNN; an image with few or no
+      objects gets more negatives, so it still teaches "background");
+    - ``"ohem"``: online hard example mining as the paper's Sec. 5.1 describes it — NMS over the
+      anchors with their loss as the score (IoU threshold ``nms_iou``), then the ``batch_size``
+      highest-loss survivors, positive or negative;
+    - ``"ohem_1:3"``: the same NMS, then the variant from SSD that the paper also tries: the highest-loss
+      positives (at most ``batch_size // 4``) and three times as many highest-loss negatives — the ratio
+      is enforced, so an image without objects adds nothing to the classification loss.
+
+    The NMS runs over the **anchor boxes**, not the predicted boxes: OHEM (Shrivastava et al. 2016)
+    suppresses over the boxes the loss is computed for — there the RoIs, here the anchors — so that one
+    object's many overlapping anchors cannot fill the minibatch; and the anchors are fixed, whereas the
+    boxes an untrained regression head predicts are noise at the start of training.
+    ``generator`` draws the random order of ``"random"`` (default: torch's global generator).
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    counted = matches != IGNORE
+    if sampling == "all":
+        return counted
+    keep = torch.zeros_like(counted)
+    for image, (image_matches, image_counted) in enumerate(zip(matches, counted)):
+        candidates = image_counted.nonzero().flatten()
+        if sampling == "random":
+            order = candidates[torch.randperm(len(candidates), generator=generator).to(candidates.device)]
+        else:
+            order = _loss_nms(candidates, anchor_loss[image, candidates], anchors, image_matches[candidates] >= 0,
+                              nms_iou, batch_size, balanced=sampling == "ohem_1:3")
+        keep[image, _first_of(order, image_matches[order] >= 0, batch_size, sampling)] = True
+    return keep
+
+
+def _loss_nms(candidates: Tensor, loss: Tensor, anchors: Tensor, positive: Tensor, nms_iou: float,
+              batch_size: int, balanced: bool) -> Tensor:
+    """The anchors ``candidates`` [C] that survive NMS over their boxes with ``loss`` [C] as the score,
+    highest loss first — as many as the minibatch can need (``positive`` [C] says which are positive).
+
+    Greedy NMS decides about an anchor looking only at anchors of higher loss, so NMS over the M
+    highest-loss candidates gives exactly the first survivors of NMS over all of them; M doubles until
+    those are enough for the minibatch (about 5× faster than one NMS over all ~3 000 anchors here).
+    """
+    ranked = loss.argsort(descending=True)
+    limit = 4 * batch_size
+    if balanced and positive.any():  # rank every positive: a positive survivor is never missed
+        limit = max(limit, int(positive[ranked].nonzero().max()) + 1)
+    while True:
+        top = ranked[:limit]
+        survivors = top[torchvision.ops.nms(anchors[candidates[top]].float(), loss[top].float(), nms_iou)]
+        kept_positives = int(positive[survivors].sum())
+        needed = 3 * min(kept_positives, batch_size // 4) if balanced else batch_size
+        if limit >= len(ranked) or len(survivors) - (kept_positives if balanced else 0) >= needed:
+            return candidates[survivors]
+        limit *= 2
+
+
+def _first_of(order: Tensor, positive: Tensor, batch_size: int, sampling: str) -> Tensor:
+    """The minibatch from ``order`` (anchor indices, first = preferred; ``positive`` [len(order)] says which
+    are positive): for ``"ohem"`` its first ``batch_size`` entries; otherwise its first ``batch_size // 4``
+    positives, then its first negatives — up to ``batch_size`` in all for ``"random"``, three per positive
+    for ``"ohem_1:3"``."""
+    if sampling == "ohem":
+        return order[:batch_size]
+    positives = order[positive][: batch_size // 4]
+    negatives = batch_size - len(positives) if sampling == "random" else 3 * len(positives)
+    return torch.cat([positives, order[~positive][:negatives]])

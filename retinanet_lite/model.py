@@ -24,7 +24,7 @@ from .data import Target, check_image, check_target
 from .fpn import PyramidFeatures
 from .heads import classification_head, regression_head
 from .losses import focal_loss, giou_loss, smooth_l1_loss
-from .matching import IGNORE, match_anchors_batch
+from .matching import IGNORE, match_anchors_batch, sample_anchors
 
 #: Anchors are kept for this many distinct (padded input size, device) pairs, the least recently used
 #: dropped first: on images of many sizes the cache stays small instead of growing with every new size.
@@ -170,7 +170,8 @@ class RetinaNet(nn.Module):
 
     # -------------------------------------------------------------------------------------- loss
     def loss(self, cls_logits: Tensor, box_deltas: Tensor, anchors: Tensor, targets: list[Target]) -> dict[str, Tensor]:
-        """Focal loss over all non-ignored anchors and box loss over positives, both divided by the
+        """Focal loss over all non-ignored anchors (or the minibatch ``config.cls_sampling`` picks, see
+        :func:`~retinanet_lite.matching.sample_anchors`) and box loss over positives, both divided by the
         number of positive anchors in the batch (at least 1). Computed for the whole batch at once."""
         c = self.config
         gt_boxes, gt_labels, gt_valid = pad_targets(targets, cls_logits.device)  # [B, G, 4], [B, G], [B, G]
@@ -182,9 +183,16 @@ class RetinaNet(nn.Module):
         labels = gt_labels.gather(1, matched)  # [B, N]
         # 1 at (image, anchor, its class) for positive anchors, built directly in the logits' dtype
         cls_targets = torch.zeros_like(cls_logits).scatter_(2, labels[..., None], positive[..., None].to(cls_logits.dtype))
-        counted = (matches != IGNORE)[..., None]  # [B, N, 1]: multiplying is cheaper than selecting
         # validate=False: these targets are 0/1 by construction, and the check would wait for the device
-        cls_loss = (focal_loss(cls_logits, cls_targets, c.focal_alpha, c.focal_gamma, validate=False) * counted).sum()
+        element_loss = focal_loss(cls_logits, cls_targets, c.focal_alpha, c.focal_gamma, validate=False)  # [B, N, K]
+        if c.cls_sampling == "all":
+            counted = (matches != IGNORE)[..., None]  # [B, N, 1]: multiplying is cheaper than selecting
+            cls_loss = (element_loss * counted).sum()
+        else:
+            anchor_loss = element_loss.sum(2)  # [B, N]
+            chosen = sample_anchors(matches, anchor_loss.detach(), anchors, c.cls_sampling, c.cls_sampling_batch,
+                                    c.ohem_nms_iou)
+            cls_loss = (anchor_loss * chosen).sum()
 
         image_index, anchor_index = positive.nonzero(as_tuple=True)  # the P positives
         pos_anchors = anchors[anchor_index]  # [P, 4]

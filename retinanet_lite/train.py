@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
@@ -513,18 +514,27 @@ def load_or_train(path: str | Path = LESSON_CHECKPOINT, preset: str = "shapes-cp
     trains it (a couple of minutes on a CPU), the others load it.
     """
     path = Path(path)
-    if path.exists():
-        checkpoint = read_checkpoint(path)
-        try:
-            model = model_from_checkpoint(checkpoint, path, expected=preset_config(preset))
-        except ValueError as error:  # made for an older config: train a fresh one
-            print(f"retraining: {error}")
-        else:
-            print(f"loaded {path}: {training_summary(checkpoint['history'])}")
-            return model
-    model, history = train(preset, seed=seed, progress=progress, out=None)
-    save_checkpoint(path, model, history)
+    with checkpoint_lock(path):
+        if path.exists():
+            checkpoint = read_checkpoint(path)
+            try:
+                model = model_from_checkpoint(checkpoint, path, expected=preset_config(preset))
+            except ValueError as error:  # made for an older config: train a fresh one
+                print(f"retraining: {error}")
+            else:
+                print(f"loaded {path}: {training_summary(checkpoint['history'])}")
+                return model
+        model, history = train(preset, seed=seed, progress=progress, out=None)
+        save_checkpoint(path, model, history)
     return model.eval()
+
+
+def checkpoint_lock(path: Path) -> FileLock:
+    """The lock ``<path>.lock`` that :func:`load_or_train` and :func:`train_or_reuse` hold while they look
+    for, train and save ``path``: a second process that needs the same checkpoint (another open lesson, a
+    worker of the test suite) waits for the first and then reuses its file instead of training it again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(f"{path}.lock")
 
 
 def train_or_reuse(path: str | Path, preset: str = "shapes-cpu", seed: int = 0, retrain: bool = False,
@@ -544,19 +554,20 @@ def train_or_reuse(path: str | Path, preset: str = "shapes-cpu", seed: int = 0, 
     train_overrides, model_overrides = split_overrides(overrides)
     config, recipe = preset_config(preset, **model_overrides), preset_recipe(preset, **train_overrides)
     device = torch.device(device) if device is not None else pick_device()
-    if not retrain and path.is_file():
-        checkpoint = read_checkpoint(path)
-        saved = checkpoint.get("recipe") or {}
-        try:
-            same = (saved.get("seed") == seed and TrainConfig.from_dict(saved["train_config"]) == recipe
-                    and RetinaNetConfig.from_dict(checkpoint["config"]) == config)
-        except (KeyError, ValueError):  # no recipe saved, or a field that no longer exists
-            same = False
-        if same:
-            print(f"reusing {path}, made by this same recipe: {training_summary(checkpoint['history'])} "
-                  "(retrain=True trains again)")
-            return model_from_checkpoint(checkpoint, path, device), checkpoint["history"]
-    model, history = train(preset, seed=seed, device=device, progress=progress, callback=callback, **overrides)
-    save_checkpoint(path, model, history, {"recipe": {"seed": seed, "train_config": recipe.to_dict()}})
+    with checkpoint_lock(path):
+        if not retrain and path.is_file():
+            checkpoint = read_checkpoint(path)
+            saved = checkpoint.get("recipe") or {}
+            try:
+                same = (saved.get("seed") == seed and TrainConfig.from_dict(saved["train_config"]) == recipe
+                        and RetinaNetConfig.from_dict(checkpoint["config"]) == config)
+            except (KeyError, ValueError):  # no recipe saved, or a field that no longer exists
+                same = False
+            if same:
+                print(f"reusing {path}, made by this same recipe: {training_summary(checkpoint['history'])} "
+                      "(retrain=True trains again)")
+                return model_from_checkpoint(checkpoint, path, device), checkpoint["history"]
+        model, history = train(preset, seed=seed, device=device, progress=progress, callback=callback, **overrides)
+        save_checkpoint(path, model, history, {"recipe": {"seed": seed, "train_config": recipe.to_dict()}})
     print(f"saved {path}: {training_summary(history)}")
     return model, history

@@ -13,9 +13,15 @@ Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
   steps fails, saying so. (A ``notebook`` test whose lesson cells load lesson 07's model trains it
   first if it is missing: see ``notebook_runner.lesson_checkpoint``.)
 * ``browser`` — drives a real browser (given to every test that uses the ``browser`` fixture).
+
+``make test`` runs the suite on two pytest-xdist workers, a file at a time each (``--dist loadfile``), in
+the order set here: the two files that train the shared models first (one per worker), then the tests that
+need no trained model, then those that do. Two processes that need the same model take turns
+(``retinanet_lite.train.checkpoint_lock``): each model is trained once per run.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +29,7 @@ import matplotlib
 matplotlib.use("Agg")  # once, before any test imports pyplot: no windows, same pixels everywhere
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 import notebook_runner  # noqa: E402
@@ -39,6 +46,23 @@ FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "star
                    "browser": "browser"}
 
 
+#: The files that train the shared models first (lesson 07's model; the runs of lessons 09 and 11): first in the
+#: run, so that under ``make test``'s two workers each starts on one of them while nothing waits for them yet.
+TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py")
+#: Fixtures that need a shared trained model, and the first lesson notebook that loads one.
+NEEDS_MODELS, FIRST_LESSON_WITH_MODEL = {"lesson_checkpoint", "lesson_model", "shared_runs"}, "07"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``), each worker gets its share of the cores for torch — and passes it
+    on to the kernels and grader processes it starts — so that two workers never fight over them."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -47,6 +71,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if fixture in FIXTURE_MARKERS:
                 item.add_marker(FIXTURE_MARKERS[fixture])
+    needs_models = {item.path for item in items if NEEDS_MODELS & set(getattr(item, "fixturenames", ()))
+                    or (item.path.suffix == ".ipynb" and item.path.name[:2] >= FIRST_LESSON_WITH_MODEL)}
+
+    def order(item: pytest.Item) -> int:
+        """0: trains the shared models, 1: needs none, 2: waits for them (the file order within each)."""
+        if item.path.relative_to(ROOT).as_posix() in TRAINS_FIRST:
+            return 0
+        return 2 if item.path in needs_models else 1
+    items.sort(key=order)  # stable: each file's tests stay together and in order
 
 
 @pytest.fixture(autouse=True)

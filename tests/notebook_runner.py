@@ -34,13 +34,17 @@ def load_tool(name: str) -> ModuleType:
 
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
-#: The other runs that lessons save with ``train_or_reuse`` (path → its arguments): lesson 09's re-run of one
-#: grid point, lesson 11's model and lesson 11's short run of the preset (its one-change exercise compares with
-#: it). tests/test_lesson_09.py and tests/test_lesson_11.py check that the lessons call it with these.
+#: The other runs that lessons save with ``train_or_reuse`` (path → its arguments): lesson 09's re-runs of one
+#: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model and lesson 11's
+#: short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
+#: tests/test_lesson_11.py check that the lessons call it with these.
 SHARED_RUNS = {
     Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
                                               "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
                                               "focal_alpha": 0.25},
+    Path("checkpoints/one-anchor-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
+                                              "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
+                                              "focal_alpha": 0.25, "anchor_ratios": (1.0,), "anchor_scales": (1.0,)},
     TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "eval_every": 500},
     Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50},
 }

@@ -17,7 +17,7 @@ LESSON = "09_focal_loss_experiments.ipynb"
 ROOT = Path(__file__).resolve().parent.parent
 GRID_FILE = ROOT / "bench" / "results" / "focal_loss_grid.json"
 #: How the lesson's grid cell finds the committed result file (tests point it at a fake one instead).
-GRID_LOOKUP = 'course_file("bench/results/focal_loss_grid.json")'
+GRID_LOOKUP = 'bench_result("focal_loss_grid")'
 #: Cells that the grid's checks do not need: the training data and everything about Fig. 4.
 SKIPPED = {"data": "", "fig4-model": "", "check-fig4": "", "fig4": ""}
 
@@ -26,7 +26,7 @@ def grid_cell_reading(path: Path) -> str:
     notebook = nbformat.read(ROOT / "notebooks" / LESSON, as_version=4)
     source = next(c.source for c in notebook.cells if "grid" in c.metadata.get("tags", []))
     assert GRID_LOOKUP in source, f"the grid cell no longer finds its file with {GRID_LOOKUP}"
-    return source.replace(GRID_LOOKUP, f"Path({str(path)!r})")
+    return source.replace(GRID_LOOKUP, f"__import__('json').loads(Path({str(path)!r}).read_text())")
 
 
 def fake_grid_file(tmp_path: Path, seed: int, ap_of) -> Path:
@@ -128,17 +128,51 @@ def test_the_full_runs_file_says_how_it_was_made():
     assert all(0 < r["map"] <= 1 and r["steps"] == result["settings"]["steps"] for r in result["runs"])
 
 
-def test_the_test_run_saves_the_rerun_the_lesson_makes():
-    """notebook_runner.shared_runs trains the re-run with the arguments the lesson's train_or_reuse call gets
-    (from the committed file's settings), so that nbval and the student edition reuse one model."""
+def train_or_reuse_call(tag: str, namespace: dict, defining: str) -> tuple[Path, dict]:
+    """The path and the arguments of the ``train_or_reuse`` call in the lesson's cell tagged ``tag``, evaluated in
+    ``namespace`` after the cell's line that starts with ``defining`` (its seed and setting) has run."""
     source = next(c.source for c in nbformat.read(ROOT / "notebooks" / LESSON, as_version=4).cells
-                  if "rerun" in c.metadata.get("tags", []))
-    settings = json.loads(GRID_FILE.read_text())["settings"]
-    namespace = {"settings": settings, "STEPS": settings["steps"], "Path": Path}
-    exec(next(line for line in source.splitlines() if line.startswith("SEED, GAMMA, ALPHA =")), namespace)
+                  if tag in c.metadata.get("tags", []))
+    exec(next(line for line in source.splitlines() if line.startswith(defining)), namespace)
     (call,) = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
                and getattr(node.func, "id", None) == "train_or_reuse"]
     path = eval(ast.unparse(call.args[0]), namespace)
-    arguments = {"preset": ast.literal_eval(call.args[1]), **{k.arg: eval(ast.unparse(k.value), namespace)
-                                                              for k in call.keywords if k.arg not in ("retrain", "progress")}}
+    return path, {"preset": ast.literal_eval(call.args[1]), **{k.arg: eval(ast.unparse(k.value), namespace)
+                                                               for k in call.keywords if k.arg not in ("retrain", "progress")}}
+
+
+def test_the_test_run_saves_the_rerun_the_lesson_makes():
+    """notebook_runner.shared_runs trains the re-run with the arguments the lesson's train_or_reuse call gets
+    (from the committed file's settings), so that nbval and the student edition reuse one model."""
+    settings = json.loads(GRID_FILE.read_text())["settings"]
+    path, arguments = train_or_reuse_call("rerun", {"settings": settings, "STEPS": settings["steps"], "Path": Path},
+                                          "SEED, GAMMA, ALPHA =")
     assert SHARED_RUNS[path] == arguments
+
+
+ABLATION_FILE = ROOT / "bench" / "results" / "ablations.json"
+
+
+def test_the_ablation_file_says_how_it_was_made():
+    result = json.loads(ABLATION_FILE.read_text())
+    assert "bench/ablations.py" in result["command"] and result["date"] and result["machine"]["cores"]
+    settings, seeds = result["settings"], result["settings"]["seeds"]
+    grid_settings = json.loads(GRID_FILE.read_text())["settings"]
+    assert all(settings[k] == grid_settings[k] for k in ("steps", "warmup_steps", "train_images", "val_images"))
+    methods = {"FL", "CE + ohem", "CE + ohem_1:3", "CE + random", "CE, all anchors (from focal_loss_grid.json)"}
+    assert {(r["method"], r["seed"]) for r in result["table_1d"]} == {(m, s) for m in methods for s in seeds}
+    assert {(r["anchors_per_location"], r["seed"]) for r in result["table_1c"]} == {(a, s) for a in (1, 9) for s in seeds}
+    assert {(r["prior_prob"], r["seed"]) for r in result["prior"]} == {(p, s) for p in settings["priors"] for s in seeds}
+    assert all(len(r["loss"]) == settings["prior_steps"] or r["diverged"] for r in result["prior"])
+    assert all(0 <= r["map"] <= 1 for r in result["table_1d"] + result["table_1c"])
+
+
+def test_the_one_anchor_rerun_is_the_files_setting_and_a_shared_run():
+    """The lesson's re-run of the ablation file (1 anchor per location, seed 0) uses the file's settings, and
+    notebook_runner.shared_runs trains it with exactly the lesson's arguments."""
+    settings = json.loads(ABLATION_FILE.read_text())["settings"]
+    path, arguments = train_or_reuse_call("one-anchor-rerun", {"ablation_settings": settings, "Path": Path},
+                                          "RERUN_SEED =")
+    assert SHARED_RUNS[path] == arguments
+    assert (arguments["anchor_ratios"], arguments["anchor_scales"]) == (
+        tuple(settings["one_anchor"]["anchor_ratios"]), tuple(settings["one_anchor"]["anchor_scales"])) == ((1.0,), (1.0,))

@@ -67,11 +67,13 @@ def student_dir(tmp_path_factory, tool) -> Path:
     return out
 
 
-def test_every_lesson_and_file_is_in_the_student_edition(student_dir):
+def test_every_lesson_and_file_is_in_the_student_edition(student_dir, tool):
     assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
-    # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–12 load (load_or_train)
-    assets = [p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file() and p.suffix != ".ipynb"
-              and not {".ipynb_checkpoints", "__pycache__"} & set(p.parts)]
+    # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–12 load (load_or_train) — every
+    # file but the lessons, caches and the lock files of training (make_student_edition.not_course_files)
+    left_out = tool("make_student_edition").not_course_files
+    assets = [p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()
+              and not left_out(str(p.parent), [p.name]) and not {".ipynb_checkpoints", "__pycache__"} & set(p.parts)]
     missing = [str(a) for a in assets if not (student_dir / a).is_file()]
     assert not missing, f"not copied into the student edition: {missing}"
 

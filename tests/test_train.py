@@ -1,11 +1,15 @@
 """Training: the loop learns, is reproducible, stops on NaN, and checkpoints round-trip safely."""
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
 from retinanet_lite.data import ShapesDataset
 from retinanet_lite.model import RetinaNet
-from retinanet_lite.train import (InMemory, TrainConfig, fit, hflip, load_checkpoint, load_or_train, lr_factor,
-                                  pick_device, save_checkpoint, split_overrides, train, train_or_reuse)
+from retinanet_lite.train import (InMemory, TrainConfig, checkpoint_lock, fit, hflip, load_checkpoint, load_or_train,
+                                  lr_factor, pick_device, save_checkpoint, split_overrides, train, train_or_reuse)
 
 SMALL = dict(num_train_images=8, num_val_images=8, batch_size=4, warmup_steps=5, eval_batch_size=8, progress=False)
 
@@ -84,6 +88,24 @@ def test_train_or_reuse_reuses_only_a_model_of_the_same_recipe(tmp_path, capsys)
     save_checkpoint(path, model, history)
     train_or_reuse(path, steps=3, device="cpu", **SMALL)
     assert "reusing" not in capsys.readouterr().out
+
+
+def test_two_processes_needing_the_same_checkpoint_train_it_once(tmp_path):
+    """Two processes call train_or_reuse for one file at once (two open lessons, two test workers): one
+    trains it, the other waits for checkpoint_lock and then reuses the file. The test holds the lock until
+    both have started, so that without the lock both would find no file and train."""
+    path = tmp_path / "shared.pt"
+    script = ("import sys\nfrom retinanet_lite.train import train_or_reuse\nprint('ready', flush=True)\n"
+              f"train_or_reuse(sys.argv[1], steps=3, device='cpu', **{SMALL!r})\n")
+    with checkpoint_lock(path):
+        processes = [subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+                     for _ in range(2)]
+        for process in processes:
+            assert process.stdout.readline().strip() == "ready"
+        time.sleep(1.0)  # both are now at the lock (or, without it, training)
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    assert sorted(output.split()[0] for output in outputs) == ["reusing", "saved"], outputs
 
 
 def test_checkpoint_for_another_config_is_refused(tmp_path):

@@ -115,3 +115,15 @@ def test_decode():
     failed_with("decode", lambda a, d, w=(1.0, 1.0, 1.0, 1.0): decode(a, d * torch.tensor(w) ** 2, w), "weights multiply")
     failed_with("decode", B.decode_boxes, "ready-made")
     assert math.isfinite(1.0)
+
+
+# --- predict_iou_shift: the stored answer is what the IoU explorer shows ---------------------------------------
+
+def test_predict_iou_shift_is_what_the_explorer_shows():
+    from retinanet_lite.widgets.boxes import IOU_REFERENCE, draw_iou
+    from workbook_checks import prediction_is
+    assert IOU_REFERENCE == (40.0, 40.0, 90.0, 80.0)  # the 50 × 40 px box A of the question
+    assert draw_iou(65, 60, 50, 40)["iou"] == 1.0  # B on A
+    shifted = draw_iou(75, 60, 50, 40)  # slid 10 px right
+    assert (shifted["intersection"], shifted["union"]) == (1600.0, 2400.0)
+    prediction_is("01_boxes_and_iou.ipynb", "predict_iou_shift", round(shifted["iou"], 2))

@@ -207,7 +207,25 @@ def test_cell_anchors_from_a_one_cell_pyramid_or_torchvision_do_not_pass():
 
 def test_the_lessons_exercises_are_registered_in_order():
     assert [e.name for e in workbook.lesson_exercises("02")] == [
-        "cell_anchors", "level_anchors", "pyramid_anchors", "count_anchors", "anchor_sizes"]
+        "cell_anchors", "level_anchors", "pyramid_anchors", "predict_coverage", "count_anchors", "anchor_sizes"]
     assert lesson02.LEVEL_CASES  # the level check covers a non-multiple of the stride and offset 0
     assert any(size[0] % stride for size, stride, _, _ in lesson02.LEVEL_CASES)
     assert any(offset == 0 for *_, offset in lesson02.LEVEL_CASES)
+
+
+def test_predict_coverage_is_what_the_explorer_shows():
+    """One scale per level costs far more coverage than square-only anchors (the stored answer, b)."""
+    from retinanet_lite.widgets.anchors import RATIO_SETS, SCALE_SETS, draw_anchor_coverage
+    from workbook_checks import prediction_is
+    paper_scales, paper_ratios = SCALE_SETS["2^0, 2^(1/3), 2^(2/3) (paper)"], RATIO_SETS["0.5, 1, 2 (paper)"]
+    base = draw_anchor_coverage(16, paper_scales, paper_ratios)["share_positive"]
+    square = base - draw_anchor_coverage(16, paper_scales, RATIO_SETS["1 only"])["share_positive"]
+    one_scale = base - draw_anchor_coverage(16, SCALE_SETS["1 only"], paper_ratios)["share_positive"]
+    assert round(base, 2) == 0.90  # "about 90 %" in the question
+    if max(square, one_scale) < 0.02:
+        answer = "d"
+    elif abs(square - one_scale) < 0.02:
+        answer = "c"
+    else:
+        answer = "a" if square > one_scale else "b"
+    prediction_is("02_anchors.ipynb", "predict_coverage", answer)

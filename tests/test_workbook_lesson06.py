@@ -265,7 +265,8 @@ def test_focal_loss_stub_is_unsolved():
 
 def test_lesson_06_exercises_in_order():
     from retinanet_lite.workbook import lesson_exercises
-    assert [e.name for e in lesson_exercises("06")] == ["p_t_and_alpha_t", "binary_cross_entropy", "focal_loss",
+    assert [e.name for e in lesson_exercises("06")] == ["p_t_and_alpha_t", "predict_easy_weight", "predict_easy_share",
+                                                         "binary_cross_entropy", "focal_loss",
                                                          "loss_reduction", "smallest_gamma", "focal_loss_star"]
     metadata = nbformat.read(LESSON, as_version=4).metadata["workbook"]
     assert [e["name"] for e in metadata["exercises"]] == [e.name for e in lesson_exercises("06")]
@@ -344,3 +345,24 @@ def test_new_stubs_are_unsolved():
         raise NotImplementedError()
     assert run_checker("p_t_and_alpha_t", stub).state == "unsolved"
     assert run_checker("binary_cross_entropy", stub).state == "unsolved"
+
+
+# --- the predict-first questions: the stored answers are what the focal-loss explorer shows --------------------
+
+def test_predict_easy_weight_is_what_the_explorer_marks():
+    from retinanet_lite.widgets import draw_focal_loss
+    from workbook_checks import prediction_is
+    weight = draw_focal_loss(gamma=3.0, alpha=0.25)["weight_easy_negative"]
+    choices = {"a": 7.5e-3, "b": 2.5e-7, "c": 7.5e-5, "d": 7.5e-7}
+    answer = next(letter for letter, value in choices.items() if math.isclose(weight, value, rel_tol=1e-9))
+    prediction_is("06_focal_loss.ipynb", "predict_easy_weight", answer)
+
+
+def test_predict_easy_share_is_what_the_explorer_shows():
+    from workbook_checks import prediction_is
+    logits, targets = anchor_population(100_000, 0.001)
+    assert round(loss_shares(logits, targets, -1.0, 0.0)["easy_negatives"], 2) == 0.79  # stated in the question
+    share = loss_shares(logits, targets, 0.25, 1.0)["easy_negatives"]
+    answer = "a" if share > 0.6 else "b" if share > 0.4 else "c" if share > 0.2 else "d"
+    prediction_is("06_focal_loss.ipynb", "predict_easy_share", answer)
+    assert round(loss_shares(logits, targets, 0.25, 2.0)["easy_negatives"], 2) == 0.05  # the explanation's 5 %

@@ -208,6 +208,6 @@ def test_flip_boxes_check_names_the_mistake(monkeypatch, wrong, words):
 
 def test_lesson_07_exercises_in_order():
     assert [e.name for e in workbook.lesson_exercises("07")] == [
-        "classification_targets", "image_loss", "batch_loss", "warmup_cosine", "flip_boxes"]
+        "classification_targets", "image_loss", "batch_loss", "drill", "warmup_cosine", "flip_boxes"]
     metadata = nbformat.read(LESSON, as_version=4).metadata["workbook"]
     assert [e["name"] for e in metadata["exercises"]] == [e.name for e in workbook.lesson_exercises("07")]

@@ -19,7 +19,7 @@ def run(name, answer):
 
 def test_registered_in_the_lessons_order():
     assert [e.name for e in workbook.lesson_exercises("08")] == [
-        "decode_clamped", "top_candidates", "nms", "nms_per_class", "detect", "precision_recall_curve",
+        "decode_clamped", "top_candidates", "nms", "nms_per_class", "detect", "predict_nms_off", "precision_recall_curve",
         "average_precision", "match_detections", "mean_ap", "average_precision_11", "best_f1_threshold"]
 
 
@@ -588,3 +588,32 @@ def test_the_fallbacks_agree_with_the_lessons_solutions():
     for _, scores, flags, count in L._pr_cases():
         assert L.reference_average_precision(scores, flags, count) == pytest.approx(
             average_precision(scores, flags, count), abs=1e-9)
+
+
+# --- predict_nms_off: the stored answer is what the thresholds explorer shows ----------------------------------
+
+def test_nms_at_threshold_1_deletes_nothing():
+    """Structural half of predict_nms_off's answer: no IoU is above 1, so NMS at 1.0 keeps every box."""
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 3 + [[1.0, 0.0, 11.0, 10.0]])
+    kept = B.class_wise_nms(boxes, torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.zeros(4, dtype=torch.long), 1.0)
+    assert sorted(kept.tolist()) == [0, 1, 2, 3]
+
+
+def test_predict_nms_off_is_what_the_explorer_shows(lesson_model):
+    from retinanet_lite.data import VAL_SEED_OFFSET, ShapesDataset
+    from retinanet_lite.widgets.inference import draw_thresholds
+    from workbook_checks import prediction_is
+    dataset = ShapesDataset(32, 128, seed=VAL_SEED_OFFSET)
+    usual = draw_thresholds(0.05, 0.5, 0, model=lesson_model, dataset=dataset)
+    off = draw_thresholds(0.05, 1.0, 0, model=lesson_model, dataset=dataset)
+    objects = len(dataset[0][1]["boxes"])
+    assert objects == 4 and usual["missed"] == 0  # as the question says
+    if off["detections"] == min(off["candidates"], lesson_model.config.max_detections) and off["true_positives"] == objects:
+        answer = "a"
+    elif off == usual:
+        answer = "b"
+    elif off["true_positives"] > usual["true_positives"]:
+        answer = "c"
+    else:
+        answer = "d"
+    prediction_is("08_inference_and_map.ipynb", "predict_nms_off", answer)

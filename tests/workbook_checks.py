@@ -45,3 +45,24 @@ def notebook_check(lesson: str, name: str) -> Callable[[dict], None]:
             else:
                 os.environ[MODE_VARIABLE] = previous
     return run
+
+
+def prediction_answer(lesson: str, name: str) -> Any:
+    """The instructor's answer to predict-first question ``name``: its answer cell, run on its own."""
+    cells = nbformat.read(NOTEBOOKS / lesson, as_version=4).cells
+    source = next(c.source for c in cells if "exercise" in c.metadata.get("tags", []) and c.metadata.get("exercise") == name)
+    namespace: dict = {}
+    exec(source, namespace)
+    return namespace[name]()
+
+
+def prediction_is(lesson: str, name: str, computed: Any) -> None:
+    """Predict-first question ``name``'s stored digest is that of ``computed`` (the answer worked out with the
+    package), and the lesson's instructor answer is that same answer."""
+    from retinanet_lite.workbook.answers import PREDICTIONS, digest
+    question = PREDICTIONS[name]
+    assert digest(name, computed, question.decimals) == question.expected, \
+        f"{name}: the stored digest is not that of the computed answer {computed!r}: update it"
+    given = prediction_answer(lesson, name)
+    assert digest(name, given, question.decimals) == question.expected, \
+        f"{name}: the lesson's answer {given!r} disagrees with the computed one {computed!r}"

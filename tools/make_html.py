@@ -33,13 +33,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is a folder of scripts
+from make_student_edition import not_course_files  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "build" / "html"
 WORKDIR = ROOT / "build" / "run"
 CELL_TIMEOUT = 3600  # seconds per cell: lessons 07–09 train detectors on a CPU
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
 
 
 # ------------------------------------------------------------------------------------ widgets
@@ -167,8 +169,7 @@ def render_course(lessons: list[Path], out: Path, workdir: Path = WORKDIR, timeo
     out.mkdir(parents=True, exist_ok=True)
     # the files the lessons may read (data, images, checkpoints/), without the notebooks; lesson 07
     # trains its model again and saves it there, where lessons 08–12 load it
-    shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True,
-                    ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
+    shutil.copytree(NOTEBOOKS, workdir, dirs_exist_ok=True, ignore=not_course_files)
     exporter = HTMLExporter(template_name="lab")
     items, failed = {}, []
     for path in lessons:

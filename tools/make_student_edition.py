@@ -22,8 +22,8 @@ by nbgrader's own ``ClearSolutions`` preprocessor (the one ``nbgrader generate_a
 outputs are cleared too, so no printed result gives a solution away. Everything else — markdown,
 other code, cell tags and ids — is copied unchanged, and so is every other file in the notebooks
 folder that a lesson may read (data, images, the trained model in checkpoints/ that lessons 08–12
-load), except caches — plus `edition.json` (the release id) and the result files lessons 09 and 11 read
-(`COURSE_FILES`).
+load), except caches — plus `edition.json` (the release id) and the benchmark result files lessons 07, 09 and 11 read
+(`COURSE_FOLDER`).
 """
 from __future__ import annotations
 
@@ -38,19 +38,26 @@ import nbformat
 from nbconvert.preprocessors import ClearOutputPreprocessor
 from nbgrader.preprocessors import ClearSolutions
 
+from retinanet_lite.results import RESULTS_FOLDER
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "notebooks"
 #: Written beside the student edition's lessons: ``retinanet_lite.workbook`` reads it to know that a failing
 #: check must not stop the lesson, and the grader reads the release id from it.
 EDITION_FILE = "edition.json"
-#: Files outside notebooks/ that a lesson reads (lesson 09: the measured grids; lesson 11: the tree benchmark),
-#: copied into the edition at the
-#: same relative path, so that the edition also runs where it is unzipped on its own.
-COURSE_FILES = ("bench/results/focal_loss_grid.json", "bench/results/focal_loss_full.json",
-                "bench/results/trees.json")
+#: The folder outside notebooks/ that lessons read: the benchmark result files they show (lesson 07: the debugging
+#: drill's runs; lesson 09: the grid and the ablations; lesson 11: the tree benchmark; retinanet_lite.results),
+#: copied into the edition at the same relative path, so that the edition also runs where it is unzipped on its own.
+COURSE_FOLDER = RESULTS_FOLDER
 OUT = ROOT / "build" / "student"
-#: Caches that Jupyter and Python leave in the notebooks folder: not part of the course.
-CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
+#: Caches that Jupyter and Python leave in the notebooks folder, and the lock and half-written files of a
+#: checkpoint being trained (retinanet_lite.train.checkpoint_lock, save_checkpoint): not part of the course.
+CACHES = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", "*.lock", "*.partial")
+
+
+def not_course_files(directory: str, names: list[str]) -> set[str]:
+    """``shutil.copytree``'s ``ignore``: copying the notebooks folder, leave out the caches and the lessons."""
+    return {*CACHES(directory, names), *(n for n in names if n.endswith(".ipynb"))}
 
 
 def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -70,11 +77,9 @@ def make_student_edition(source: Path = SOURCE, out: Path = OUT) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     # everything except the notebooks (written below) and caches, with the folder structure
-    shutil.copytree(source, out, ignore=lambda d, names: {*CACHES(d, names), *(n for n in names if n.endswith(".ipynb"))})
-    for relative in COURSE_FILES:
-        if (source.parent / relative).is_file():
-            (out / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source.parent / relative, out / relative)
+    shutil.copytree(source, out, ignore=not_course_files)
+    if (source.parent / COURSE_FOLDER).is_dir():
+        shutil.copytree(source.parent / COURSE_FOLDER, out / COURSE_FOLDER, ignore=shutil.ignore_patterns("*.partial"))
     lessons = {path.name: student_notebook(nbformat.read(path, as_version=4)) for path in sorted(source.glob("*.ipynb"))}
     release = release_id(lessons)
     written = []

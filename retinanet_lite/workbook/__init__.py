@@ -4,13 +4,16 @@
   :func:`checking` (the notebook's own asserts as a check), :func:`summary` (the lesson's last cell),
   the student/instructor/grader modes, and the watch for answers that call the package's own version;
 - ``diagnose``: comparing an answer with the right one and with the usual wrong ones;
+- ``answers``: answers checked by hash (:func:`digest`, :func:`check_prediction` for the predict-first
+  questions before a widget, :func:`check_answer`), which the quizzes use too;
 - ``lesson01`` … : each lesson's checkers, registered under stable exercise names.
 """
-from . import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09, lesson10, lesson11, lesson12
+from . import answers, lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09, lesson10, lesson11, lesson12
+from .answers import check_answer, check_prediction, digest
 from .core import (EXERCISES, ExerciseFailed, Mistake, check, checking, edition, is_strict, lesson_exercises,
                    remember_functions, run_checker, summary)
 
 remember_functions()
 
-__all__ = ["EXERCISES", "ExerciseFailed", "Mistake", "check", "checking", "edition", "is_strict", "lesson_exercises",
-           "run_checker", "summary"]
+__all__ = ["EXERCISES", "ExerciseFailed", "Mistake", "check", "check_answer", "check_prediction", "checking", "digest",
+           "edition", "is_strict", "lesson_exercises", "run_checker", "summary"]

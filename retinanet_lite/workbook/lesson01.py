@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from .. import boxes as B
+from .answers import prediction
 from .core import Mistake, declare, exercise
 from .diagnose import as_tensor, close, diagnose, expect_shape
 
@@ -131,6 +132,15 @@ def check_box_iou(box_iou: Callable[[torch.Tensor, torch.Tensor], torch.Tensor])
         raise Mistake("box_iou(a, b) disagrees with torchvision.ops.box_iou on random boxes")
     if not close(as_tensor(box_iou(a[:0], b), "box_iou").reshape(-1), torch.zeros(0)):
         raise Mistake("box_iou of an empty set of boxes [0, 4] must be an empty [0, M] matrix")
+
+
+prediction(
+    "predict_iou_shift", "01", "189ab0846991", decimals=2,
+    explanation="Sliding along x keeps the whole height h = 40 in the overlap: intersection (50 − 10) · 40 = 1600, "
+                "union (50 + 10) · 40 = 2400, so IoU = (w − d) / (w + d) = 40 / 60 ≈ 0.67. The height cancels: "
+                "section 4's (s − d) / (s + d) holds for any rectangle slid along x, with its width as s.",
+    hint="work out the intersection and the union in square pixels (A and B are both 50 × 40 px), then divide; "
+         "give the IoU rounded to two decimals, e.g. 0.42")
 
 
 #: Encode's hand-worked cases: an anchor centred at (60, 50), 40 × 20 wide, and boxes around it.

@@ -8,6 +8,7 @@ import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
 from .. import anchors as A
+from .answers import prediction
 from .core import Mistake, declare, exercise
 from .diagnose import as_tensor, diagnose
 
@@ -182,5 +183,15 @@ def check_pyramid_anchors(make_anchors: Callable[..., torch.Tensor]) -> None:
     raise Mistake("make_anchors with 5 strides and only 4 sizes should raise a ValueError naming the problem: "
                   "zip silently stops at the shorter list, and P7 would be left without anchors")
 
+
+prediction(
+    "predict_coverage", "02", "535eac124288",
+    explanation="(b). With one scale the sizes jump ×2 from level to level (16, 32, 64, …): a square box of side "
+                "√2 · 16 ≈ 22.6 px lies midway, and its best IoU, with either neighbour, is (16 / 22.6)² = 1/2 — "
+                "boxes near such in-between sizes fall to the threshold (coverage 90 % → 72 %). Three scales "
+                "step by 2^(1/3), whose worst case is IoU 2^(−1/3) ≈ 0.79. The ratios barely matter (90 % → 89 %): "
+                "the shapes are nearly square (h / w between 0.7 and 1.5).",
+    hint="a square box between two square anchors of sides b and k · b fits the nearer one best: how low can that "
+         "IoU get for k = 2 (one scale per level), and for k = 2^(1/3) (three)? And how far from square are the shapes?")
 
 declare("02", "count_anchors", "anchor_sizes")

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import torchvision
 
 from .. import losses as L
+from .answers import prediction
 from .core import Mistake, declare, exercise
 from .diagnose import as_tensor, close, diagnose, expect_shape
 
@@ -174,6 +175,22 @@ def _wrong_cross_entropies(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callab
         "negative x)": lambda: x.clamp(min=0) - x * y + torch.log1p(torch.exp(-x)),
         "max(x, 0) is missing: the loss is max(x, 0) − x·y + log(1 + exp(−|x|))": lambda: -x * y + softplus,
     }
+
+
+prediction(
+    "predict_easy_weight", "06", "c13a587afaf6",
+    explanation="(d). A negative gets α_t = 1 − α = 0.75, and 1 − p_t = 0.01, so its weight is 0.75 × 0.01³ = "
+                "7.5 × 10⁻⁷: each step of 1 in γ divides it by another 100 (7.5 × 10⁻⁵ at γ = 2). The explorer's "
+                "top-right panel marks it at p_t = 0.99.",
+    hint="for a negative α_t is 1 − α, not α; (1 − p_t)^γ is γ factors of 0.01")
+prediction(
+    "predict_easy_share", "06", "a9de24710f2f",
+    explanation="(c): 32 %. With γ = 1 every example's cross-entropy is multiplied by α_t (1 − p_t): an easy "
+                "negative (p_t > 0.9) by less than 0.75 × 0.1 = 0.075 — a typical background anchor (p_t ≈ 0.998) "
+                "by 0.002 — while a typical positive (p_t ≈ 0.6) keeps 0.25 × 0.4 = 0.1. The easy negatives' share "
+                "falls from 79 % to 32 %; γ = 2 squares the factor (1 − p_t) and takes it to 5 %.",
+    hint="compare the weight α_t (1 − p_t) of an easy negative (p_t above 0.9, most near 0.998) with that of a "
+         "positive (p_t around 0.6): by how much does the ratio of the two groups' losses change?")
 
 
 @exercise("binary_cross_entropy", "06", fallback=binary_cross_entropy,

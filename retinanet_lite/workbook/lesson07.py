@@ -1,5 +1,6 @@
 """Lesson 07's exercises: the loss of one training step (targets of one image, its loss sums, the batch
-loss normalised by the positive anchors), and the end-of-lesson ones.
+loss normalised by the positive anchors), the debugging drill (its check, by hash, is in the notebook), and
+the end-of-lesson ones.
 
 The fallbacks below are the package's computation with the lesson's signatures: what the rest of the
 lesson runs on while a student's version does not pass yet.
@@ -251,4 +252,4 @@ def check_batch_loss(loss_of: Callable[..., dict]) -> None:
                  f"{[round(v, 4) for v in expected.tolist()]}", atol=1e-4)
 
 
-declare("07", "warmup_cosine", "flip_boxes")
+declare("07", "drill", "warmup_cosine", "flip_boxes")

@@ -19,6 +19,7 @@ from .. import metrics as M
 from ..anchors import anchors_per_level, config_anchors
 from ..config import preset_config
 from ..model import RetinaNet
+from .answers import prediction
 from .core import Mistake, declare, exercise
 from .diagnose import as_tensor, close, diagnose, expect_shape
 from .lesson01 import random_boxes
@@ -530,6 +531,16 @@ def _as_curve(result: object, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     expect_shape(precision, (size,), f"precision for {size} detections")
     expect_shape(recall, (size,), f"recall for {size} detections")
     return precision, recall
+
+
+prediction(
+    "predict_nms_off", "08", "339ada6b1c98",
+    explanation="(a). NMS deletes a candidate only when its IoU with a kept box is *above* the threshold, and no "
+                "IoU is above 1: at 1.0 nothing is deleted, and every candidate is reported (up to max_detections "
+                "= 100). Each object can be matched once, so its duplicates count as false positives: precision "
+                "collapses, recall stays where it was.",
+    hint="NMS deletes a box whose IoU with a kept box is above the threshold: which IoU is above 1.0? And an "
+         "object found twice is counted once as correct")
 
 
 @exercise("precision_recall_curve", "08", fallback=reference_precision_recall_curve)
