@@ -101,10 +101,11 @@ class RetinaNetConfig(Settings):
     box_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     box_loss_weight: float = 1.0
     # Which anchors the classification loss counts, per image (matching.sample_anchors): "all" non-ignored
-    # anchors (RetinaNet), or a minibatch of cls_sampling_batch of them before focal loss existed: "random"
-    # (≤ 1/4 positives, random negatives fill it), "ohem" (the highest-loss anchors after NMS at ohem_nms_iou
-    # over the anchor boxes) or "ohem_1:3" (the same NMS, ≤ 1/4 positives and three negatives per positive).
-    # Every choice divides the loss by the number of positive anchors in the batch, as "all" does.
+    # anchors (RetinaNet), or a minibatch of at most cls_sampling_batch of them, as before focal loss:
+    # "random" (≤ 1/4 positives and three negatives per positive, at random), "ohem" (the highest-loss
+    # anchors after NMS at ohem_nms_iou over the anchor boxes) or "ohem_1:3" (the same NMS, then ≤ 1/4
+    # positives and three negatives per positive). Every choice divides the loss by the number of positive
+    # anchors in the batch, as "all" does.
     cls_sampling: str = "all"
     cls_sampling_batch: int = 128  # anchors per image in the minibatch of "random", "ohem", "ohem_1:3"
     ohem_nms_iou: float = 0.5  # the IoU above which OHEM's NMS drops the lower-loss of two anchors

@@ -92,9 +92,9 @@ def sample_anchors(
     ``anchors`` ``[N, 4]`` xyxy. Per image, a minibatch of at most ``batch_size`` anchors:
 
     - ``"all"``: every non-ignored anchor (RetinaNet; no minibatch, ``anchor_loss`` unused);
-    - ``"random"``: the positives in random order, at most ``batch_size // 4`` of them, then random
-      negatives to fill the minibatch (the 1:3 sampling of Faster R-CNN; an image with few or no
-      objects gets more negatives, so it still teaches "background");
+    - ``"random"``: 1:3 random sampling (lesson 05's exercise, with a cap): at most ``batch_size // 4``
+      positives drawn at random and three times as many random negatives (an image without objects adds
+      nothing; lesson 05's version keeps at least 16 negatives);
     - ``"ohem"``: online hard example mining as the paper's Sec. 5.1 describes it — NMS over the
       anchors with their loss as the score (IoU threshold ``nms_iou``), then the ``batch_size``
       highest-loss survivors, positive or negative;
@@ -152,11 +152,9 @@ def _loss_nms(candidates: Tensor, loss: Tensor, anchors: Tensor, positive: Tenso
 
 def _first_of(order: Tensor, positive: Tensor, batch_size: int, sampling: str) -> Tensor:
     """The minibatch from ``order`` (anchor indices, first = preferred; ``positive`` [len(order)] says which
-    are positive): for ``"ohem"`` its first ``batch_size`` entries; otherwise its first ``batch_size // 4``
-    positives, then its first negatives — up to ``batch_size`` in all for ``"random"``, three per positive
-    for ``"ohem_1:3"``."""
+    are positive): for ``"ohem"`` its first ``batch_size`` entries; for ``"random"`` and ``"ohem_1:3"`` its
+    first ``batch_size // 4`` positives and three times as many of its first negatives (1:3)."""
     if sampling == "ohem":
         return order[:batch_size]
     positives = order[positive][: batch_size // 4]
-    negatives = batch_size - len(positives) if sampling == "random" else 3 * len(positives)
-    return torch.cat([positives, order[~positive][:negatives]])
+    return torch.cat([positives, order[~positive][: 3 * len(positives)]])

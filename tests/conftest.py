@@ -14,10 +14,10 @@ Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
   first if it is missing: see ``notebook_runner.lesson_checkpoint``.)
 * ``browser`` — drives a real browser (given to every test that uses the ``browser`` fixture).
 
-``make test`` runs the suite on two pytest-xdist workers, a file at a time each (``--dist loadfile``), in
-the order set here: the two files that train the shared models first (one per worker), then the tests that
-need no trained model, then those that do. Two processes that need the same model take turns
-(``retinanet_lite.train.checkpoint_lock``): each model is trained once per run.
+``make test`` runs the suite on three pytest-xdist workers, a file at a time each (``--dist loadfile``), with
+torch on one thread each, in the order set here: the three files that train the shared models first (one per
+worker), then the tests that need no trained model, then those that do. Two processes that need the same
+model take turns (``retinanet_lite.train.checkpoint_lock``): each model is trained once per run.
 """
 from __future__ import annotations
 
@@ -46,16 +46,17 @@ FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "star
                    "browser": "browser"}
 
 
-#: The files that train the shared models first (lesson 07's model; the runs of lessons 09 and 11): first in the
-#: run, so that under ``make test``'s two workers each starts on one of them while nothing waits for them yet.
-TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py")
+#: The files that train the shared models (lesson 07's model; the runs of lessons 09 and 11, which two workers
+#: share: notebook_runner.shared_runs): first in the run, so that under ``make test`` each worker starts on one.
+TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py", "tests/test_lesson_09.py")
 #: Fixtures that need a shared trained model, and the first lesson notebook that loads one.
 NEEDS_MODELS, FIRST_LESSON_WITH_MODEL = {"lesson_checkpoint", "lesson_model", "shared_runs"}, "07"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``make test``), each worker gets its share of the cores for torch — and passes it
-    on to the kernels and grader processes it starts — so that two workers never fight over them."""
+    """Under pytest-xdist (``make test``), each worker gets its share of the cores for torch (at least one
+    thread) — and passes it on to the kernels and grader processes it starts. Two torch processes with two
+    threads each on two cores run 3–5× slower than with one each (bench/README.md, *Test suite*)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         threads = max(1, (os.cpu_count() or 1) // int(workers))

@@ -13,9 +13,10 @@ from pathlib import Path
 from types import ModuleType
 
 import nbformat
+from filelock import Timeout
 from jupyter_client.manager import start_new_kernel
 
-from retinanet_lite.train import LESSON_CHECKPOINT, TREES_CHECKPOINT, train_or_reuse
+from retinanet_lite.train import LESSON_CHECKPOINT, TREES_CHECKPOINT, checkpoint_lock, train_or_reuse
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -38,25 +39,45 @@ LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 #: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model and lesson 11's
 #: short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
 #: tests/test_lesson_11.py check that the lessons call it with these.
-SHARED_RUNS = {
+SHARED_RUNS = {  # the longest first: a second worker that needs them starts on the shorter ones meanwhile
+    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "eval_every": 500},
+    Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50},
     Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
                                               "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
                                               "focal_alpha": 0.25},
     Path("checkpoints/one-anchor-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
                                               "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
                                               "focal_alpha": 0.25, "anchor_ratios": (1.0,), "anchor_scales": (1.0,)},
-    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "eval_every": 500},
-    Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50},
 }
 
 
 @cache
 def shared_runs() -> list[Path]:
-    """The models of :data:`SHARED_RUNS` in notebooks/checkpoints/: trained here (about five minutes) if missing
-    or made otherwise, else reused; the lessons under nbval and the student edition then reuse them."""
+    """The models of :data:`SHARED_RUNS` in notebooks/checkpoints/: trained here (about five minutes in all) if
+    missing or made otherwise, else reused; the lessons under nbval and the student edition then reuse them.
+
+    A run that another process is training already (``make test``'s other workers) is left to it at first and
+    waited for at the end, so that the workers that need these runs share the training between them."""
+    later = []
     for path, arguments in SHARED_RUNS.items():
+        if being_trained(NOTEBOOKS / path):
+            later.append((path, arguments))
+        else:
+            train_or_reuse(NOTEBOOKS / path, progress=False, **arguments)
+    for path, arguments in later:  # waits for the other process, then reuses its file
         train_or_reuse(NOTEBOOKS / path, progress=False, **arguments)
     return [NOTEBOOKS / path for path in SHARED_RUNS]
+
+
+def being_trained(path: Path) -> bool:
+    """Whether another process holds ``path``'s checkpoint lock (is training or saving it) right now."""
+    lock = checkpoint_lock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 @cache

@@ -11,7 +11,7 @@ import re
 import nbformat
 import pytest
 
-from notebook_runner import SHARED_RUNS, Kernel
+from notebook_runner import NOTEBOOKS, SHARED_RUNS, Kernel
 
 LESSON = "09_focal_loss_experiments.ipynb"
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,13 +141,14 @@ def train_or_reuse_call(tag: str, namespace: dict, defining: str) -> tuple[Path,
                                                                for k in call.keywords if k.arg not in ("retrain", "progress")}}
 
 
-def test_the_test_run_saves_the_rerun_the_lesson_makes():
+def test_the_test_run_saves_the_rerun_the_lesson_makes(shared_runs):
     """notebook_runner.shared_runs trains the re-run with the arguments the lesson's train_or_reuse call gets
-    (from the committed file's settings), so that nbval and the student edition reuse one model."""
+    (from the committed file's settings), so that nbval and the student edition reuse one model. (This test
+    trains the shared runs, with tests/test_lesson_11.py, first thing in ``make test``: conftest.TRAINS_FIRST.)"""
     settings = json.loads(GRID_FILE.read_text())["settings"]
     path, arguments = train_or_reuse_call("rerun", {"settings": settings, "STEPS": settings["steps"], "Path": Path},
                                           "SEED, GAMMA, ALPHA =")
-    assert SHARED_RUNS[path] == arguments
+    assert SHARED_RUNS[path] == arguments and NOTEBOOKS / path in shared_runs and (NOTEBOOKS / path).is_file()
 
 
 ABLATION_FILE = ROOT / "bench" / "results" / "ablations.json"

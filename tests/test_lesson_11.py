@@ -10,9 +10,10 @@ from notebook_runner import NOTEBOOKS, SHARED_RUNS
 from retinanet_lite.train import TREES_CHECKPOINT
 
 
-def test_the_test_run_trains_the_lessons_models_by_the_lessons_recipes():
+def test_the_test_run_trains_the_lessons_models_by_the_lessons_recipes(shared_runs):
     """notebook_runner.shared_runs makes both of lesson 11's models with the very arguments of the
-    lesson's train_or_reuse calls, so that the lesson under nbval and the student edition reuse them."""
+    lesson's train_or_reuse calls, so that the lesson under nbval and the student edition reuse them. (This
+    test trains the shared runs, first thing in ``make test``: see conftest.TRAINS_FIRST.)"""
     calls = {}
     for cell in nbformat.read(NOTEBOOKS / "11_tree_crowns.ipynb", as_version=4).cells:
         if cell.cell_type != "code" or "train_or_reuse(" not in cell.source:
@@ -34,3 +35,4 @@ def test_the_test_run_trains_the_lessons_models_by_the_lessons_recipes():
                         recipe[keyword.arg] = ast.literal_eval(keyword.value)
                 calls[path] = recipe
     assert calls == {path: SHARED_RUNS[path] for path in calls} and len(calls) == 2
+    assert all(NOTEBOOKS / path in shared_runs and (NOTEBOOKS / path).is_file() for path in calls)
