@@ -75,6 +75,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     needs_models = {item.path for item in items if NEEDS_MODELS & set(getattr(item, "fixturenames", ()))
                     or (item.path.suffix == ".ipynb" and item.path.name[:2] >= FIRST_LESSON_WITH_MODEL)}
 
+    trainers = {item.path for item in items if NEEDS_MODELS & set(getattr(item, "fixturenames", ()))}
+    idle = [name for name in TRAINS_FIRST if ROOT / name in {item.path for item in items} and ROOT / name not in trainers]
+    if idle:
+        raise pytest.UsageError(f"conftest.TRAINS_FIRST names {idle}, but no test there uses one of the fixtures "
+                                f"{sorted(NEEDS_MODELS)}: nothing would train the shared models first")
+
     def order(item: pytest.Item) -> int:
         """0: trains the shared models, 1: needs none, 2: waits for them (the file order within each)."""
         if item.path.relative_to(ROOT).as_posix() in TRAINS_FIRST:

@@ -8,12 +8,13 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from notebook_runner import LESSON_07_TRAINING, NOTEBOOKS
 
-from retinanet_lite.train import lr_factor
+from retinanet_lite.train import lr_factor, read_checkpoint
 from retinanet_lite.widgets import draw_schedule, schedule_explorer
 
-def test_the_test_run_trains_the_lessons_model_by_the_lessons_recipe():
+def test_the_test_run_trains_the_lessons_model_by_the_lessons_recipe(lesson_checkpoint):
     """The shared model of the test run (notebook_runner.lesson_checkpoint) is trained with the very
-    arguments of lesson 07's training cell, so that the lesson under nbval reuses it."""
+    arguments of lesson 07's training cell, so that the lesson under nbval reuses it. (This test trains it,
+    first thing in ``make test``: conftest.TRAINS_FIRST.)"""
     cells = nbformat.read(NOTEBOOKS / "07_training.ipynb", as_version=4).cells
     calls = [node for cell in cells if cell.cell_type == "code" and "train_or_reuse(" in cell.source
              for node in ast.walk(ast.parse(TransformerManager().transform_cell(cell.source)))
@@ -23,6 +24,8 @@ def test_the_test_run_trains_the_lessons_model_by_the_lessons_recipe():
     assert [ast.unparse(a) for a in call.args] == ["LESSON_CHECKPOINT", repr(LESSON_07_TRAINING["preset"])]
     recipe = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg not in ("retrain", "callback")}
     assert {"preset": LESSON_07_TRAINING["preset"], **recipe} == LESSON_07_TRAINING
+    saved = read_checkpoint(lesson_checkpoint)["recipe"]
+    assert saved["seed"] == LESSON_07_TRAINING["seed"] and saved["train_config"]["eval_every"] == LESSON_07_TRAINING["eval_every"]
 
 
 def test_draw_schedule_numbers():
