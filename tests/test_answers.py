@@ -10,7 +10,7 @@ import pytest
 
 from retinanet_lite import workbook
 from retinanet_lite.workbook import answers, core
-from retinanet_lite.workbook.answers import PREDICTIONS, check_answer, check_prediction, digest, normalise
+from retinanet_lite.workbook.answers import PREDICTIONS, check_prediction, digest, normalise, prediction
 from workbook_checks import NOTEBOOKS, prediction_answer
 
 NAME = "predict_iou_shift"  # a registered predict-first question (lesson 01; answer 0.67, two decimals)
@@ -114,20 +114,10 @@ def test_strict_mode_raises_when_unanswered_or_wrong(strict, capsys):
     assert PREDICTIONS[NAME].explanation in capsys.readouterr().out
 
 
-def test_check_answer_for_a_question_that_is_not_registered(student_edition, capsys):
-    """check_answer takes the digest and the explanation in the call (for quizzes and drills)."""
-    expected = digest("count_anchors", "b")
-    assert check_answer("count_anchors", "B", expected, explanation="because") is True
-    assert "because" in capsys.readouterr().out
-    assert check_answer("count_anchors", "a", expected, hint="look again") is False
-    assert "look again" in capsys.readouterr().err
-
-
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(ValueError, match="not registered"):
-        check_answer("nope", "a", digest("nope", "a"))
     with pytest.raises(ValueError, match="12 lower-case hex digits"):
-        check_answer("count_anchors", "a", "xyz")
+        prediction("predict_nothing", "01", "xyz", "because")
+    assert "predict_nothing" not in workbook.EXERCISES
     with pytest.raises(ValueError, match="no predict-first question 'count_anchors'"):
         check_prediction("count_anchors", "a")
     with pytest.raises(ValueError, match="state must be"):

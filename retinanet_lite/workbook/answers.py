@@ -25,8 +25,7 @@ registers it with :func:`prediction` (expected digest, explanation, hint), in le
 * right → a ✓ line, then the explanation (why, with the math).
 
 As with every exercise, a wrong or missing answer raises ``ExerciseFailed`` in the instructor edition and
-under the grader. :func:`check_answer` does the same for a question that is not registered (expected
-digest and explanation given in the call).
+under the grader.
 """
 from __future__ import annotations
 
@@ -94,30 +93,6 @@ def _answer_of(answer: Any) -> Any:
     return answer
 
 
-def check_answer(name: str, answer: Any, expected: str, explanation: str = "", hint: str = "",
-                 decimals: int = DECIMALS) -> bool:
-    """Check exercise ``name``'s ``answer`` (a value, or a function returning it) against ``expected``
-    (:func:`digest` of ``name`` and the right answer). Returns whether it is right; prints the explanation
-    when it is. Unanswered or wrong: reported like any unsolved or failing exercise (raises ExerciseFailed
-    in the instructor edition and under the grader)."""
-    if name not in EXERCISES:
-        raise ValueError(f"exercise {name!r} is not registered (retinanet_lite.workbook)")
-    if not (isinstance(expected, str) and len(expected) == DIGEST_LENGTH
-            and all(c in "0123456789abcdef" for c in expected)):
-        raise ValueError(f"expected must be {DIGEST_LENGTH} lower-case hex digits (a digest), got {expected!r}")
-    given = _answer_of(answer)
-    if given is None or (isinstance(given, str) and not given.strip()):
-        record(name, UNSOLVED, UNANSWERED)
-        return False
-    if digest(name, given, decimals) != expected:
-        record(name, FAILED, f"{given!r} is not right yet" + (f" — hint: {hint}" if hint else ""))
-        return False
-    record(name, PASSED)
-    if explanation:
-        print(explanation)
-    return True
-
-
 @dataclass(frozen=True)
 class Prediction:
     """A registered predict-first question: the digest of its answer, what a right answer explains, a hint."""
@@ -132,15 +107,28 @@ PREDICTIONS: dict[str, Prediction] = {}
 
 def prediction(name: str, lesson: str, expected: str, explanation: str, hint: str = "",
                decimals: int = DECIMALS) -> None:
-    """Register predict-first question ``name`` of ``lesson`` as an exercise (call it in lesson order)."""
+    """Register predict-first question ``name`` of ``lesson`` as an exercise (call it in lesson order);
+    ``expected`` is :func:`digest` of ``name`` and the right answer."""
+    if not (isinstance(expected, str) and len(expected) == DIGEST_LENGTH
+            and all(c in "0123456789abcdef" for c in expected)):
+        raise ValueError(f"expected must be {DIGEST_LENGTH} lower-case hex digits (a digest), got {expected!r}")
     declare(lesson, name)
     PREDICTIONS[name] = Prediction(expected, explanation, hint, decimals)
 
 
 def check_prediction(name: str, answer: Any | Callable[[], Any]) -> None:
-    """The check cell of predict-first question ``name``: :func:`check_answer` with its registered digest,
-    explanation and hint (returns nothing, so the cell shows no ``True``/``False``)."""
+    """The check cell of predict-first question ``name``: ``answer`` (a value, or a function returning it)
+    against the registered digest. Right: prints the explanation. Unanswered or wrong: reported like any
+    unsolved or failing exercise, the wrong one with the hint (raises ExerciseFailed in the instructor
+    edition and under the grader). Returns nothing, so the cell shows no value."""
     if name not in PREDICTIONS:
         raise ValueError(f"no predict-first question {name!r} is registered (retinanet_lite.workbook)")
     question = PREDICTIONS[name]
-    check_answer(name, answer, question.expected, question.explanation, question.hint, question.decimals)
+    given = _answer_of(answer)
+    if given is None or (isinstance(given, str) and not given.strip()):
+        record(name, UNSOLVED, UNANSWERED)
+    elif digest(name, given, question.decimals) != question.expected:
+        record(name, FAILED, f"{given!r} is not right yet" + (f" — hint: {question.hint}" if question.hint else ""))
+    else:
+        record(name, PASSED)
+        print(question.explanation)

@@ -304,14 +304,13 @@ def checking(name: str) -> Iterator[None]:
         status = _Status(FAILED, f"the check crashed: {type(error).__name__}: {error}")
     else:
         status = _Status(PASSED)
-    _STATUS[name] = status
-    _report(name, status, "")
+    record(name, status.state, status.message)
 
 
 def record(name: str, state: str, message: str = "") -> None:
-    """Record and report the result of exercise ``name`` checked some other way (``answers``'s hash
-    checks): ``state`` PASSED, FAILED or UNSOLVED, ``message`` saying why it did not pass. Behaves as
-    :func:`checking` does (raises ExerciseFailed in strict mode when it did not pass)."""
+    """Record and report the result of exercise ``name`` when its check is not a checker (:func:`checking`'s
+    asserts, ``answers``'s hash checks): ``state`` PASSED, FAILED or UNSOLVED, ``message`` saying why it did
+    not pass (raises ExerciseFailed in strict mode when it did not pass)."""
     if name not in EXERCISES:
         raise ValueError(f"exercise {name!r} is not registered (retinanet_lite.workbook)")
     if state not in (PASSED, FAILED, UNSOLVED):
