@@ -15,7 +15,9 @@ For each seed, one after the other on the same machine (so that every row sees t
                     exercise compares a change with.
 
 Scores: AP@[.5:.95] and AP50 by **pycocotools**, up to 300 detections per image, on the val tiles and
-on the other-site test images (never used to choose anything). Prints the table and writes it, with
+on the other-site test images (never used to choose anything). The preset detects in eight views of each
+image (``tta_views=8``, see retinanet_lite/tta.py); our rows are also scored looking at each image once
+(``…_one_view``), the like-for-like comparison with torchvision's single view. Prints the table and writes it, with
 the command, date and machine, to ``bench/results/trees.json`` — the file lesson 11 shows.
 
     .venv/bin/python bench/trees.py [--seeds 0,1,2]          # about 13 minutes per seed on 2 cores
@@ -39,6 +41,7 @@ from common import pycocotools_map, torchvision_retinanet, train_torchvision
 from focal_loss_grid import provenance
 from retinanet_lite.config import preset_config, preset_recipe
 from retinanet_lite.data import TreeCrowns
+from retinanet_lite.model import RetinaNet
 from retinanet_lite.train import LESSON_CHECKPOINT, load_or_train, run_inference, seed_everything, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "trees.json"
@@ -54,6 +57,18 @@ def scores(model: torch.nn.Module, splits: dict[str, TreeCrowns]) -> dict[str, f
         predictions, targets = run_inference(model, dataset, batch_size=8)
         found = pycocotools_map(predictions, targets, num_classes=1, max_detections=MAX_DETECTIONS)
         out.update({f"{name}_{k}": found[k] for k in ("map", "map_50")})
+    return out
+
+
+def scores_and_one_view(model: torch.nn.Module, splits: dict[str, TreeCrowns]) -> dict[str, float]:
+    """:func:`scores` of the model as configured (the preset fuses eight views, ``tta_views``) and, for one of
+    ours that uses several views, also of the same model looking at each image once (``…_one_view``)."""
+    out = scores(model, splits)
+    if isinstance(model, RetinaNet) and model.config.tta_views > 1:
+        configured = model.config
+        model.config = configured.replace(tta_views=1)
+        out.update({f"{key}_one_view": value for key, value in scores(model, splits).items()})
+        model.config = configured
     return out
 
 
@@ -125,7 +140,7 @@ def main() -> None:
             row = {"model": name, "seed": seed, "train_seconds": round(seconds, 1), "steps": steps,
                    "shapes_cpu_seconds": shapes_seconds and round(shapes_seconds, 1),
                    "time_ratio": shapes_seconds and round(seconds / shapes_seconds, 2),
-                   **{k: round(v, 4) for k, v in scores(model, splits).items()}}
+                   **{k: round(v, 4) for k, v in scores_and_one_view(model, splits).items()}}
             rows.append(row)
             print(json.dumps(row), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +164,9 @@ def print_table(rows: list[dict]) -> None:
                           for c in columns)
         seeds = ", ".join(f"{r['val_map_50']:.3f} / {r['test_map_50']:.3f}" for r in mine)
         print(f"{name:<20}{medians}   {seeds}")
+        if "val_map_50_one_view" in mine[0]:
+            seeds = ", ".join(f"{r['val_map_50_one_view']:.3f} / {r['test_map_50_one_view']:.3f}" for r in mine)
+            print(f"{'  one view':<20}{'':>{13 * len(columns)}}   {seeds}")
 
 
 if __name__ == "__main__":

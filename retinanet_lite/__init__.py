@@ -1,7 +1,7 @@
 """retinanet_lite: RetinaNet object detection built piece by piece in PyTorch.
 
 One module per concept — ``boxes``, ``anchors``, ``backbone``, ``fpn``, ``heads``, ``matching``,
-``losses``, ``config``, ``model``, ``data``, ``metrics``, ``train`` — read them in that order; then
+``losses``, ``config``, ``tta``, ``model``, ``data``, ``metrics``, ``train`` — read them in that order; then
 ``viz`` (matplotlib figures), ``widgets`` (the lessons' interactive explorers, one module per lesson
 topic), ``classical`` (the blur → Laplacian → binarize → closing baseline of lesson 10), ``results``
 (the benchmark result files that lessons show), ``drill`` (lesson 07's debugging drill: realistic bugs, each

@@ -118,6 +118,19 @@ def clip_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
     return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=-1)
 
 
+def hflip_boxes(boxes: Tensor, width: int) -> Tensor:
+    """``[N, 4]`` xyxy boxes of an image ``width`` px wide, mirrored left-right with it (``image.flip(-1)``)."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([width - x2, y1, width - x1, y2], dim=-1)
+
+
+def rot90_boxes(boxes: Tensor, width: int) -> Tensor:
+    """``[N, 4]`` xyxy boxes of an image ``width`` px wide, turned with it by a quarter turn counter-clockwise
+    (``image.rot90(1, dims=(-2, -1))``): pixel ``(y, x)`` moves to ``(width - 1 - x, y)``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack([y1, width - x2, y2, width - x1], dim=-1)
+
+
 def encode_boxes(anchors: Tensor, boxes: Tensor, weights: tuple[float, ...] = DEFAULT_WEIGHTS) -> Tensor:
     """Express each box relative to its anchor as deltas ``(dx, dy, dw, dh)``.
 

@@ -15,6 +15,7 @@ from typing import Any
 from .anchors import PAPER_RATIOS, PAPER_SCALES, PAPER_SIZES, PAPER_STRIDES
 from .losses import SMOOTH_L1_BETA
 from .matching import SAMPLINGS
+from .tta import VIEW_COUNTS
 
 #: The Python types a field annotated with each of these names accepts (``bool`` is not a number here).
 _ACCEPTED = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
@@ -114,6 +115,9 @@ class RetinaNetConfig(Settings):
     topk_candidates: int = 1000  # per level, before NMS
     nms_iou: float = 0.5
     max_detections: int = 100
+    # Test-time augmentation (tta.py): detect in this many of an image's eight mirrored / quarter-turned
+    # views (1, 2, 4 or 8; 1 = the image only) and fuse the views' candidates (at nms_iou).
+    tta_views: int = 1
     # Input: resize so the short side is min_size (long side ≤ max_size); None keeps the size.
     min_size: int | None = None
     max_size: int | None = None
@@ -135,6 +139,7 @@ class RetinaNetConfig(Settings):
             f"cls_sampling must be one of {SAMPLINGS}": self.cls_sampling in SAMPLINGS,
             "cls_sampling_batch must be ≥ 1": self.cls_sampling_batch >= 1,
             "ohem_nms_iou must be in (0, 1]": 0 < self.ohem_nms_iou <= 1,
+            f"tta_views must be one of {VIEW_COUNTS}": self.tta_views in VIEW_COUNTS,
             "neg_iou must not exceed pos_iou": self.neg_iou <= self.pos_iou,
             "anchor_ratios and anchor_scales must be non-empty": bool(self.anchor_ratios and self.anchor_scales),
             "size_divisible must be ≥ 1": self.size_divisible >= 1,
@@ -230,11 +235,13 @@ PRESETS: dict[str, Preset] = {
     "trees-cpu": Preset(
         RetinaNetConfig(
             num_classes=1, backbone="tiny", backbone_widths=(16, 32, 64, 96), fpn_channels=64, head_convs=2,
-            head_group_norm=True, anchor_sizes=(12, 24, 48, 96, 192), box_loss="giou", max_detections=300,
+            head_group_norm=True, anchor_sizes=(20, 40, 80, 160, 320), box_loss="giou", max_detections=300,
+            tta_views=8,
         ),
         TrainConfig(batch_size=8, steps=1500, hflip=0.5, rot90=0.75, color_jitter=0.4, eval_batch_size=8),
         "tree crowns in NEON aerial photographs (192-px crops, crowns 8–108 px): the shapes-cpu model with "
-        "smaller anchors, flips, quarter turns and colour jitter, on a laptop CPU",
+        "larger anchors per level, flips, quarter turns and colour jitter, on a laptop CPU; it detects in "
+        "eight views of each image and fuses them",
         data="trees",
     ),
     "resnet18-512": Preset(

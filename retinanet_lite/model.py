@@ -25,6 +25,7 @@ from .fpn import PyramidFeatures
 from .heads import classification_head, regression_head
 from .losses import focal_loss, giou_loss, smooth_l1_loss
 from .matching import IGNORE, match_anchors_batch, sample_anchors
+from .tta import detect_in_views
 
 #: Anchors are kept for this many distinct (padded input size, device) pairs, the least recently used
 #: dropped first: on images of many sizes the cache stays small instead of growing with every new size.
@@ -98,6 +99,9 @@ class RetinaNet(nn.Module):
         if self.training and targets is None:
             raise ValueError("in training mode the model needs targets: model(images, targets)")
         if not self.training:
+            if self.config.tta_views > 1:
+                return detect_in_views(self, images, self.config.tta_views, self.config.nms_iou,
+                                       self.config.max_detections)
             return [self.nms(found) for found in self.candidates(images)]
         images = self._check_inputs(images, targets)
         batch, scales = self.prepare_batch(images)

@@ -26,6 +26,7 @@ from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from .boxes import hflip_boxes, rot90_boxes
 from .config import RetinaNetConfig, TrainConfig, get_preset, preset_config, preset_recipe
 from .data import ShapesDataset, Target, TreeCrowns, VAL_SEED_OFFSET, collate
 from .metrics import evaluate
@@ -74,9 +75,7 @@ def hflip(images: list[Tensor], targets: list[Target], probability: float, gener
     out_images, out_targets = [], []
     for image, target, flip in zip(images, targets, flips.tolist()):
         if flip:
-            width = image.shape[-1]
-            boxes = target["boxes"][:, [2, 1, 0, 3]] * torch.tensor([-1, 1, -1, 1]) + torch.tensor([width, 0, width, 0])
-            image, target = image.flip(-1), {**target, "boxes": boxes}
+            image, target = image.flip(-1), {**target, "boxes": hflip_boxes(target["boxes"], image.shape[-1])}
         out_images.append(image)
         out_targets.append(target)
     return out_images, out_targets
@@ -96,9 +95,8 @@ def rot90(images: list[Tensor], targets: list[Target], probability: float, gener
     out_images, out_targets = [], []
     for image, target, k in zip(images, targets, turns.tolist()):
         boxes = target["boxes"]
-        for _ in range(k):  # a quarter turn: pixel (y, x) of a W-wide image moves to (W - 1 - x, y)
-            width = image.shape[-1]
-            boxes = torch.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], dim=-1)
+        for _ in range(k):
+            boxes = rot90_boxes(boxes, image.shape[-1])
             image = image.rot90(1, dims=(-2, -1))
         out_images.append(image)
         out_targets.append({**target, "boxes": boxes})

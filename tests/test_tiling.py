@@ -79,12 +79,16 @@ class PlantedModel(RetinaNet):
 
 
 def planted_model(**overrides):
+    overrides = {"tta_views": 1, **overrides}  # one view unless a test asks for more
     model = PlantedModel(RetinaNet.from_preset("trees-cpu", **overrides).config)
     model.seen = []
     return model
 
 
-def test_tiled_detection_finds_each_planted_object_once():
+@pytest.mark.parametrize("views", [1, 8])
+def test_tiled_detection_finds_each_planted_object_once(views):
+    # With eight views (test-time augmentation) each tile is also seen mirrored and turned; every view
+    # finds the same rectangles, so the fused boxes are the planted ones up to rounding.
     image = torch.zeros(3, 300, 500)
     planted = torch.tensor([[10., 10, 40, 50],      # inside the first tile only
                             [110, 100, 150, 140],   # in the overlap of several tiles: found whole 2–4 times
@@ -92,13 +96,15 @@ def test_tiled_detection_finds_each_planted_object_once():
                             [440, 240, 480, 290]])  # at the image's bottom-right corner
     for x1, y1, x2, y2 in planted.int().tolist():
         image[:, y1:y2, x1:x2] = 1
-    model = planted_model()
+    model = planted_model(tta_views=views)
     found = detect_tiled(model, image, tile_size=128, overlap=64, batch_size=4)
     assert set(found) == {"boxes", "scores", "labels"}
     order = found["boxes"][:, 0].argsort()
-    assert torch.equal(found["boxes"][order], planted), "each object once, whole, in image coordinates"
+    torch.testing.assert_close(found["boxes"][order], planted, atol=1e-4, rtol=0,
+                               msg="each object once, whole, in image coordinates")
+    torch.testing.assert_close(found["scores"][order], (planted[:, 2:] - planted[:, :2]).prod(1) / 10_000)
     windows = tile_windows(300, 500, 128, 64)
-    assert sum(len(batch) for batch in model.seen) == len(windows) and max(len(b) for b in model.seen) == 4
+    assert sum(len(batch) for batch in model.seen) == views * len(windows) and max(len(b) for b in model.seen) == 4
 
 
 def test_without_dropping_cut_boxes_the_slivers_survive_nms():

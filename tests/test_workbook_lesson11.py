@@ -6,6 +6,7 @@ import torch
 
 from retinanet_lite.config import preset_config, preset_recipe
 from retinanet_lite.data.tiling import crop_target
+from retinanet_lite.tta import unview_boxes
 from retinanet_lite.workbook import lesson11, lesson_exercises
 from workbook_checks import failed_with, notebook_check, passes
 
@@ -13,7 +14,8 @@ LESSON = "11_tree_crowns.ipynb"
 
 
 def test_exercises_are_registered_in_the_lessons_order():
-    assert [e.name for e in lesson_exercises("11")] == ["crop_target", "recall_by_size", "one_change", "verdict"]
+    assert [e.name for e in lesson_exercises("11")] == ["crop_target", "unview_boxes", "recall_by_size", "one_change",
+                                                        "verdict"]
 
 
 def cropper(shift=True, clip=True, rule=lambda inside, area, mv: inside >= mv * area, labels=True):
@@ -42,6 +44,41 @@ def test_crop_target():
     failed_with("crop_target", cropper(rule=lambda i, a, mv: i > 0), "however little")
     failed_with("crop_target", cropper(rule=lambda i, a, mv: i >= mv * 100 * 80), "you keep")
     failed_with("crop_target", cropper(labels=False), "do not follow their boxes")
+
+
+def unviewer(mirror="last", turns_back=True, widths="alternate"):
+    """unview_boxes written by hand (its own quarter-turn formula), with one of the usual slips switched on."""
+    def turn(boxes, width):  # a quarter turn counter-clockwise: pixel (y, x) → (width - 1 - x, y)
+        return torch.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], 1)
+
+    def mirrored(boxes, width):
+        return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+
+    def unview(boxes, size, turns, flip):
+        height, width = size
+        view_width, view_height = (height, width) if turns % 2 else (width, height)
+        if flip and mirror == "first":
+            boxes = mirrored(boxes, view_width)
+        now_width, now_height = (width, height) if widths == "original" else (view_width, view_height)
+        for _ in range((4 - turns) % 4 if turns_back else turns):
+            boxes = turn(boxes, now_width)
+            if widths != "fixed":
+                now_width, now_height = now_height, now_width
+        return mirrored(boxes, width) if flip and mirror == "last" else boxes
+    return unview
+
+
+def test_unview_boxes():
+    passes("unview_boxes", unviewer())
+    failed_with("unview_boxes", unview_boxes, "ready-made")
+    failed_with("unview_boxes", lambda boxes, size, turns, flip: boxes, "as the view shows them")
+    failed_with("unview_boxes", unviewer(mirror="never"), "the mirror is not")
+    failed_with("unview_boxes", unviewer(mirror="first"), "undone first")
+    failed_with("unview_boxes", unviewer(turns_back=False), "wrong way")
+    failed_with("unview_boxes", unviewer(widths="fixed"), "wrong width")
+    failed_with("unview_boxes", unviewer(widths="original"), "wrong width")
+    failed_with("unview_boxes", lambda boxes, size, turns, flip: unviewer()(boxes, size, turns, flip)[:2], "shape")
+    failed_with("unview_boxes", lambda boxes, size, turns, flip: unviewer()(boxes, size, turns, flip) + 1, "should map")
 
 
 def binned(sizes, found, edges, count=False, denominator=None, closed_right=False, missed=False, empty=math.nan):

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..boxes import clip_boxes
+from ..tta import VIEWS, fuse_views, view_candidates
 from .targets import Target
 
 Window = tuple[int, int, int, int]
@@ -108,30 +109,38 @@ def detect_tiled(model: torch.nn.Module, image: Tensor, tile_size: int = 256, ov
                  batch_size: int = 8, drop_cut: bool = True, edge_margin: float = 1.0) -> Target:
     """Detections on a large ``image`` ``[3, H, W]`` by overlapping tiles → one ``{"boxes", "scores", "labels"}``.
 
-    ``model`` is a :class:`~retinanet_lite.model.RetinaNet` (anything with its ``candidates(images)``
-    and ``nms(found)``). Each tile's candidates (scored, before NMS) are shifted to image coordinates;
-    with ``drop_cut``, a candidate within ``edge_margin`` px of a tile edge that is not an image edge
-    is dropped (the tile saw only part of that object; choose ``overlap`` ≥ the largest object so the
-    neighbouring tile sees it whole). Then ``model.nms`` runs over all tiles' candidates at once:
-    class-wise NMS merges an object found in two overlapping tiles into one detection, and at most
-    ``config.max_detections`` are kept, best score first. Boxes are xyxy pixels of ``image``.
+    ``model`` is a :class:`~retinanet_lite.model.RetinaNet` (anything with its ``config``,
+    ``candidates(images)`` and ``nms(found)``). Each tile's candidates (scored, before NMS) are shifted to
+    image coordinates; with ``drop_cut``, a candidate within ``edge_margin`` px of a tile edge that is
+    not an image edge is dropped (the tile saw only part of that object; choose ``overlap`` ≥ the
+    largest object so the neighbouring tile sees it whole). Then ``model.nms`` runs over all tiles'
+    candidates at once: class-wise NMS merges an object found in two overlapping tiles into one
+    detection, and at most ``config.max_detections`` are kept, best score first. A model with
+    ``config.tta_views > 1`` looks at each tile in that many views, and the views' candidates of all
+    tiles are fused instead (:func:`~retinanet_lite.tta.fuse_views`). Boxes are xyxy pixels of ``image``.
     """
     was_training = model.training
     model.eval()
     height, width = image.shape[-2:]
     windows = tile_windows(height, width, tile_size, overlap)
-    found: list[Target] = []
+    views = VIEWS[:model.config.tta_views]
+    found: list[list[Target]] = [[] for _ in views]  # per view: the candidates of every tile
     for start in range(0, len(windows), batch_size):
         batch = windows[start:start + batch_size]
         tiles = [crop_image(image, window) for window in batch]
-        for window, candidates in zip(batch, model.candidates(tiles)):
-            if drop_cut:
-                candidates = _drop_cut(candidates, window, (height, width), edge_margin)
-            x1, y1 = window[0], window[1]
-            found.append({**candidates, "boxes": candidates["boxes"] + candidates["boxes"].new_tensor([x1, y1, x1, y1])})
+        for per_view, (turns, flip) in zip(found, views):
+            for window, candidates in zip(batch, view_candidates(model, tiles, turns, flip)):
+                if drop_cut:
+                    candidates = _drop_cut(candidates, window, (height, width), edge_margin)
+                x1, y1 = window[0], window[1]
+                shift = candidates["boxes"].new_tensor([x1, y1, x1, y1])
+                per_view.append({**candidates, "boxes": candidates["boxes"] + shift})
     model.train(was_training)
-    merged = {key: torch.cat([f[key] for f in found]) for key in ("boxes", "scores", "labels")}
-    return model.nms(merged)
+    merged = [{key: torch.cat([f[key] for f in per_view]) for key in ("boxes", "scores", "labels")}
+              for per_view in found]
+    if len(views) == 1:
+        return model.nms(merged[0])
+    return fuse_views(merged, model.config.nms_iou, model.config.max_detections)
 
 
 def _drop_cut(found: Target, window: Window, size: tuple[int, int], margin: float) -> Target:

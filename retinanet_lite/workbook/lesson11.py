@@ -1,5 +1,5 @@
-"""Lesson 11's exercises: the crowns of a training tile, recall by crown size, one change to the recipe, and
-the verdict on what it did."""
+"""Lesson 11's exercises: the crowns of a training tile, boxes seen in a turned view mapped back, recall by
+crown size, one change to the recipe, and the verdict on what it did."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import torch
 
-from ..boxes import clip_boxes
+from ..boxes import clip_boxes, hflip_boxes, rot90_boxes
 from ..data.targets import Target
 from ..data.tiling import crop_target, visible_fraction
+from ..tta import VIEWS, unview_boxes, view_boxes
 from .core import Mistake, declare, exercise
 from .diagnose import as_tensor, diagnose, expect_shape
 
@@ -75,6 +76,54 @@ def check_crop_target(my_crop_target: Callable[..., Target]) -> None:
                           f"{expected['labels'].tolist()} (keep labels[keep] with the same mask)")
     empty = my_crop_target(_target(CROWNS[:0], LABELS[:0]), TILE)
     expect_shape(torch.as_tensor(empty["boxes"]), (0, 4), "a tile of an image with no crowns: its 'boxes'")
+
+
+#: A 60×100 image (H × W: not square, so a quarter turn changes the width) and boxes in its views.
+VIEW_SIZE = (60, 100)
+VIEW_BOXES = torch.tensor([[5.0, 10.0, 25.0, 22.0], [40.0, 3.0, 47.0, 18.0], [0.0, 0.0, 12.0, 9.0]])
+
+
+def _quarter_turns(boxes: torch.Tensor, width: int, height: int, turns: int, keep_width: bool = False
+                   ) -> torch.Tensor:
+    """``turns`` quarter turns counter-clockwise of boxes in an image ``width`` × ``height`` (the width
+    alternating with each turn, unless ``keep_width``: a known mistake)."""
+    for _ in range(turns):
+        boxes = rot90_boxes(boxes, width)
+        if not keep_width:
+            width, height = height, width
+    return boxes
+
+
+@exercise("unview_boxes", "11", fallback=unview_boxes, forbidden=(view_boxes,))
+def check_unview_boxes(my_unview_boxes: Callable[..., torch.Tensor]) -> None:
+    """``unview_boxes(boxes, size, turns, flip)`` → boxes found in a view, in the original image's pixels."""
+    height, width = VIEW_SIZE
+    for turns, flip in sorted(VIEWS, key=lambda view: (-(view[0] % 2), view[1])):  # the telling views first
+        seen = view_boxes(VIEW_BOXES, VIEW_SIZE, turns, flip)  # where the view shows the three boxes
+        got = as_tensor(my_unview_boxes(seen.clone(), VIEW_SIZE, turns, flip), "unview_boxes")
+        expect_shape(got, (3, 4), "the boxes mapped back")
+        view_height, view_width = (width, height) if turns % 2 else (height, width)
+        back = _quarter_turns(seen, view_width, view_height, (4 - turns) % 4)
+        diagnose(got, VIEW_BOXES.double(), {
+            "the boxes are returned as the view shows them: map them back to the original image": lambda: seen,
+            "the turns are undone but the mirror is not: after turning back, mirror left-right again "
+            "(x → width − x) if the view was mirrored": lambda: back,
+            "the mirror is undone first: the view was mirrored *then* turned, so undo the turns first, then the "
+            "mirror": lambda: _quarter_turns(hflip_boxes(seen, view_width), view_width, view_height,
+                                             (4 - turns) % 4),
+            "turned the wrong way: `turns` more quarter turns counter-clockwise do not undo `turns`; 4 − turns do":
+                lambda: _maybe_flip(_quarter_turns(seen, view_width, view_height, turns), width, flip),
+            "a quarter turn uses the wrong width: each turn needs the width of the image as it is at that "
+            "turn — the view's width first (the original height after an odd number of turns), then the width "
+            "and height swap with every turn": lambda: _maybe_flip(
+                _quarter_turns(seen, view_width, view_height, (4 - turns) % 4, keep_width=True), width, flip),
+        }, f"in the view turned {turns} time(s){' and mirrored' if flip else ''}, the boxes {seen.tolist()} should "
+           f"map back to {VIEW_BOXES.tolist()}, got {got.tolist()}")
+
+
+def _maybe_flip(boxes: torch.Tensor, width: int, flip: bool) -> torch.Tensor:
+    """``boxes`` mirrored left-right in an image ``width`` px wide if ``flip``."""
+    return hflip_boxes(boxes, width) if flip else boxes
 
 
 def recall_by_size(sizes: torch.Tensor, found: torch.Tensor, edges: list[float]) -> torch.Tensor:
