@@ -99,10 +99,8 @@ class RetinaNet(nn.Module):
         if self.training and targets is None:
             raise ValueError("in training mode the model needs targets: model(images, targets)")
         if not self.training:
-            if self.config.tta_views > 1:
-                return detect_in_views(self, images, self.config.tta_views, self.config.nms_iou,
-                                       self.config.max_detections)
-            return [self.nms(found) for found in self.candidates(images)]
+            # candidates, then NMS (or, with tta_views > 1, the views' candidates fused)
+            return detect_in_views(self, self._check_inputs(images, None))
         images = self._check_inputs(images, targets)
         batch, scales = self.prepare_batch(images)
         targets = [_scale_target(t, s) for t, s in zip(targets, scales)]

@@ -22,7 +22,7 @@ Fusing the views' detections (a simplified *weighted box fusion*, Solovyev et al
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -41,9 +41,13 @@ VIEW_COUNTS = (1, 2, 4, 8)
 
 
 class Detector(Protocol):
-    """What :func:`detect_in_views` needs of a model (a :class:`~retinanet_lite.model.RetinaNet`)."""
+    """What this module needs of a model (a :class:`~retinanet_lite.model.RetinaNet`)."""
+
+    config: Any
 
     def candidates(self, images: list[Tensor]) -> list[Target]: ...
+
+    def nms(self, found: Target) -> Target: ...
 
 
 def view_image(image: Tensor, turns: int, flip: bool) -> Tensor:
@@ -103,13 +107,17 @@ def view_candidates(model: Detector, images: list[Tensor], turns: int, flip: boo
             for f, image in zip(found, images)]
 
 
+def merge_views(model: Detector, found: list[Target]) -> Target:
+    """One image's detections from the candidates of each of its views (mapped back): the model's NMS when
+    there is one view, else :func:`fuse_views` at the model's NMS threshold."""
+    if len(found) == 1:
+        return model.nms(found[0])
+    return fuse_views(found, model.config.nms_iou, model.config.max_detections)
+
+
 @torch.no_grad()
-def detect_in_views(model: Detector, images: list[Tensor], num_views: int, nms_iou: float,
-                    max_detections: int) -> list[Target]:
-    """Detections for each image ``[3, H, W]`` from the first ``num_views`` of :data:`VIEWS`, fused
-    (:func:`fuse_views` at NMS threshold ``nms_iou``): one ``{"boxes" [D, 4] xyxy pixels, "scores" [D],
-    "labels" [D]}`` per image."""
-    if num_views not in VIEW_COUNTS:
-        raise ValueError(f"num_views must be one of {VIEW_COUNTS}, got {num_views!r}")
-    per_view = [view_candidates(model, images, turns, flip) for turns, flip in VIEWS[:num_views]]
-    return [fuse_views([views[i] for views in per_view], nms_iou, max_detections) for i in range(len(images))]
+def detect_in_views(model: Detector, images: list[Tensor]) -> list[Target]:
+    """Detections for each image ``[3, H, W]`` from the first ``model.config.tta_views`` of :data:`VIEWS`
+    (one view: plain inference): one ``{"boxes" [D, 4] xyxy pixels, "scores" [D], "labels" [D]}`` per image."""
+    per_view = [view_candidates(model, images, turns, flip) for turns, flip in VIEWS[:model.config.tta_views]]
+    return [merge_views(model, [views[i] for views in per_view]) for i in range(len(images))]

@@ -104,16 +104,12 @@ def test_eight_views_make_a_detector_that_turns_with_the_image():
     assert box_iou(turned["boxes"], expected).diagonal().min() > 0.999
 
 
-def test_one_view_keeps_nms_choices_and_bad_counts_are_refused():
-    # One view: the heads are NMS's picks with their scores; each box moves to the weighted mean of the
-    # boxes NMS would have suppressed for it, all of which overlap it by at least the NMS threshold.
+def test_one_view_is_plain_inference_and_bad_counts_are_refused():
     model = tiny_model()
     image = torch.rand(3, 40, 72, generator=torch.Generator().manual_seed(1))
-    [plain] = model([image])
-    [single] = detect_in_views(model, [image], 1, model.config.nms_iou, model.config.max_detections)
-    torch.testing.assert_close(single["scores"], plain["scores"])
-    assert box_iou(single["boxes"], plain["boxes"]).diagonal().min() >= model.config.nms_iou
-    with pytest.raises(ValueError, match="num_views must be one of"):
-        detect_in_views(model, [image], 3, 0.5, 10)
+    [plain] = [model.nms(found) for found in model.candidates([image])]
+    [single] = detect_in_views(model, [image])
+    for key in ("boxes", "scores", "labels"):
+        torch.testing.assert_close(single[key], plain[key])
     with pytest.raises(ValueError, match="tta_views must be one of"):
         RetinaNetConfig(tta_views=6)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..boxes import clip_boxes
-from ..tta import VIEWS, fuse_views, view_candidates
+from ..tta import VIEWS, merge_views, view_candidates
 from .targets import Target
 
 Window = tuple[int, int, int, int]
@@ -138,9 +138,7 @@ def detect_tiled(model: torch.nn.Module, image: Tensor, tile_size: int = 256, ov
     model.train(was_training)
     merged = [{key: torch.cat([f[key] for f in per_view]) for key in ("boxes", "scores", "labels")}
               for per_view in found]
-    if len(views) == 1:
-        return model.nms(merged[0])
-    return fuse_views(merged, model.config.nms_iou, model.config.max_detections)
+    return merge_views(model, merged)
 
 
 def _drop_cut(found: Target, window: Window, size: tuple[int, int], margin: float) -> Target:
