@@ -13,6 +13,7 @@ from functools import partial
 
 import time
 
+import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -68,22 +69,37 @@ def pycocotools_map(predictions: list[dict], targets: list[dict], num_classes: i
     (They are read from pycocotools' precision array, at its last ``maxDets`` entry: ``COCOeval.summarize``
     hard-codes 100 detections for its first line. With 100 the numbers are exactly its summary's.)
     """
+    precision = pycocotools_precision(predictions, targets, num_classes, max_detections)
+    if precision is None:
+        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+    return {"map": mean_precision(precision), "map_50": mean_precision(precision[0]),
+            "map_75": mean_precision(precision[5])}
+
+
+def pycocotools_precision(predictions: list[dict], targets: list[dict], num_classes: int, max_detections: int = 100,
+                          iou_thresholds: list[float] | None = None) -> np.ndarray | None:
+    """pycocotools' precision array [IoU thresholds, recall levels, classes] (area "all", up to
+    ``max_detections`` per image; -1 where a class has no ground truth), at its ten IoU thresholds
+    0.5:0.95 or at ``iou_thresholds``. None when there are no predictions at all."""
     with contextlib.redirect_stdout(io.StringIO()):
         ground_truth = COCO()
         ground_truth.dataset = to_coco_ground_truth(targets, num_classes)
         ground_truth.createIndex()
         results = to_coco_results(predictions)
         if not results:
-            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+            return None
         evaluator = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
         evaluator.params.maxDets = [1, 10, max_detections]
+        if iou_thresholds is not None:
+            evaluator.params.iouThrs = np.asarray(iou_thresholds, dtype=float)
         evaluator.evaluate()
         evaluator.accumulate()
-    precision = evaluator.eval["precision"][..., 0, -1]  # [IoU thresholds, recall levels, classes], area "all"
+    return evaluator.eval["precision"][..., 0, -1]
 
-    def mean(values):  # over the cells that have ground truth (pycocotools marks the others -1)
-        return float(values[values > -1].mean()) if (values > -1).any() else -1.0
-    return {"map": mean(precision), "map_50": mean(precision[0]), "map_75": mean(precision[5])}
+
+def mean_precision(values: np.ndarray) -> float:
+    """The mean over the cells that have ground truth (pycocotools marks the others -1); -1 if none has."""
+    return float(values[values > -1].mean()) if (values > -1).any() else -1.0
 
 
 def train_torchvision(model: TorchvisionRetinaNet, train_set, recipe: TrainConfig, budget: float, seed: int

@@ -40,7 +40,7 @@ LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 #: short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
 #: tests/test_lesson_11.py check that the lessons call it with these.
 SHARED_RUNS = {  # the longest first: a second worker that needs them starts on the shorter ones meanwhile
-    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "eval_every": 500},
+    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0},
     Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50,
                                          "tta_views": 1},
     Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,

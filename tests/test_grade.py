@@ -10,6 +10,8 @@ import copy
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -189,3 +191,25 @@ def test_a_missing_release_is_a_clear_error(tmp_path):
     (tmp_path / "subs").mkdir()
     with pytest.raises(ValueError, match="not a student edition"):
         load_tool("grade").grade(tmp_path / "subs", tmp_path / "nothing", tmp_path / "out")
+
+
+PRELOAD_PROBE = """
+import json, sys
+for name in json.loads(sys.argv[1]):
+    __import__(name)
+before = set(sys.modules)
+sys.path.insert(0, "tools")
+import grade
+new = {m.split(".")[0] for m in set(sys.modules) - before} - {"grade", "lesson_cells"} - set(sys.stdlib_module_names)
+print(json.dumps(sorted(new)))
+"""
+
+
+def test_the_fork_server_preloads_every_package_a_grading_process_imports():
+    """Each grading process imports tools/grade.py again (to find the function it runs): a package that import
+    pulls in and the fork server has not loaded is paid for once per exercise (nbformat alone cost 2.3 s of a
+    trivial exercise's 2.7 s: bench/README.md, *Grading*)."""
+    preload = load_tool("grade").PRELOAD
+    found = subprocess.run([sys.executable, "-c", PRELOAD_PROBE, json.dumps(preload)], cwd=ROOT, capture_output=True,
+                           text=True, check=True)
+    assert json.loads(found.stdout) == [], "add these to grade.PRELOAD"

@@ -108,13 +108,13 @@ def test_tiled_detection_finds_each_planted_object_once(views):
 
 
 def test_without_dropping_cut_boxes_the_slivers_survive_nms():
-    # The object at x 180–230 is cut by tile edges: a tile sees a sliver whose IoU with the whole
-    # box is below the NMS threshold, so NMS alone would report the object twice.
+    # The object at x 100–160 is cut by tile edges: the tile of x 0–128 sees a sliver whose IoU with the
+    # whole box (28 / 60 = 0.47) is below the NMS threshold, so NMS alone would report the object twice.
     image = torch.zeros(3, 128, 300)
     image[:, 20:60, 100:160] = 1
-    found = detect_tiled(planted_model(), image, tile_size=128, overlap=64, drop_cut=False)
+    found = detect_tiled(planted_model(nms_iou=0.5), image, tile_size=128, overlap=64, drop_cut=False)
     assert len(found["boxes"]) > 1
-    found = detect_tiled(planted_model(), image, tile_size=128, overlap=64)
+    found = detect_tiled(planted_model(nms_iou=0.5), image, tile_size=128, overlap=64)
     assert found["boxes"].tolist() == [[100, 20, 160, 60]]
 
 

@@ -228,8 +228,11 @@ def _child(job: Job, workdir: str, threads: int, connection) -> None:
     connection.close()
 
 
-#: What every lesson's set-up imports: loaded once by the fork server, so each grading process starts with it.
+#: What every lesson's set-up imports, and what this script imports (each process imports the script again, to
+#: find ``_child``; nbformat alone takes about 2 s, longer than most exercises): loaded once by the fork server, so
+#: each grading process starts with it.
 PRELOAD = ["torch", "torchvision", "numpy", "matplotlib.pyplot", "ipywidgets", "IPython.core.interactiveshell",
+           "nbformat", "IPython.core.inputtransformer2",
            "retinanet_lite.workbook", "retinanet_lite.model", "retinanet_lite.train", "retinanet_lite.metrics",
            "retinanet_lite.viz", "retinanet_lite.widgets", "retinanet_lite.classical"]
 
