@@ -91,8 +91,10 @@ def fuse_views(found: list[Target], nms_iou: float, max_detections: int) -> Targ
     heads = class_wise_nms(boxes, scores, labels, nms_iou)  # [H]
     overlap = box_iou(boxes[heads], boxes) * (labels[heads][:, None] == labels[None])  # [H, P]
     best, owner = overlap.max(0)  # each pooled box's closest head
-    member = (owner[None] == torch.arange(len(heads), device=boxes.device)[:, None]) & (best >= nms_iou)
-    weights = scores * member  # [H, P]: a head always belongs to itself
+    rows = torch.arange(len(heads), device=boxes.device)
+    member = (owner[None] == rows[:, None]) & (best >= nms_iou)
+    member[rows, heads] = True  # a head belongs to itself, even a zero-area one (its IoU with itself is 0)
+    weights = scores * member  # [H, P]
     fused_boxes = (weights @ boxes) / weights.sum(1, keepdim=True)
     per_view = weights.new_zeros(len(heads), len(found)).scatter_reduce(1, view.expand_as(weights), weights, "amax")
     fused_scores = per_view.mean(1)

@@ -77,6 +77,16 @@ def test_fuse_views_keeps_classes_and_separate_objects_apart():
     torch.testing.assert_close(fused["scores"], view0["scores"])
 
 
+def test_a_zero_area_box_is_fused_with_itself_not_into_nan():
+    # a candidate clipped to the image border can have no width: its IoU with itself is 0, not 1
+    view0 = detections([[0, 0, 10, 10], [30, 5, 30, 15]], [0.9, 0.6])
+    view1 = detections([[1, 0, 11, 10]], [0.5])
+    fused = fuse_views([view0, view1], nms_iou=0.4, max_detections=10)
+    assert torch.isfinite(fused["boxes"]).all(), fused
+    torch.testing.assert_close(fused["boxes"][1], torch.tensor([30, 5, 30, 15.]))
+    torch.testing.assert_close(fused["scores"], torch.tensor([0.7, 0.3]))
+
+
 def test_fuse_views_of_nothing_is_empty():
     empty = detections([], [])
     fused = fuse_views([empty, empty], nms_iou=0.5, max_detections=10)
