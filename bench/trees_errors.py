@@ -28,8 +28,10 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from common import mean_precision, pycocotools_precision
+from retinanet_lite.boxes import box_area
 from retinanet_lite.data import TreeCrowns
 from retinanet_lite.train import load_checkpoint, run_inference
+from retinanet_lite.widgets import greedy_match
 
 ROOT = Path(__file__).resolve().parent.parent
 IOU_THRESHOLDS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
@@ -43,35 +45,26 @@ def splits() -> dict[str, TreeCrowns]:
             "test": TreeCrowns("test")}
 
 
-def sizes(boxes: Tensor) -> Tensor:
-    """[N, 4] xyxy → [N] √(w·h), pixels."""
-    return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
-
-
 def best_iou_per_crown(predictions: list[dict], targets: list[dict]) -> Tensor:
     """[crowns] the highest IoU any detection (of any score) has with each drawn crown, all images."""
     return torch.cat([box_iou(t["boxes"], p["boxes"]).max(1).values if len(p["boxes"])
                       else torch.zeros(len(t["boxes"])) for p, t in zip(predictions, targets)])
 
 
-def label_detections(prediction: dict, target: dict) -> list[tuple[float, str, int | None]]:
-    """``(score, kind, crown index or None)`` for each detection of one image, best score first; a crown is
-    found (``"hit"``) by the first detection with IoU ≥ 0.5, as COCO matching does."""
+def label_detections(prediction: dict, target: dict) -> list[tuple[float, str]]:
+    """``(score, kind)`` for each detection of one image, best score first: ``"hit"`` when COCO's greedy
+    matching (:func:`~retinanet_lite.widgets.greedy_match`, IoU ≥ 0.5) makes it a true positive, else by its
+    best IoU with any crown ``"duplicate"`` (≥ 0.5: that crown was found already), ``"misplaced"`` (0.25–0.5)
+    or ``"background"``."""
+    hit, _ = greedy_match(prediction["boxes"], prediction["scores"], prediction["labels"], target, 0.5)
     crowns = target["boxes"]
-    iou = box_iou(prediction["boxes"], crowns) if len(crowns) else torch.zeros(len(prediction["boxes"]), 0)
-    found = torch.zeros(len(crowns), dtype=torch.bool)
+    best = (box_iou(prediction["boxes"], crowns).max(1).values if len(crowns)
+            else torch.zeros(len(prediction["boxes"])))
     labelled = []
-    for j in prediction["scores"].argsort(descending=True).tolist():
-        score, best = prediction["scores"][j].item(), (iou[j].max().item() if len(crowns) else 0.0)
-        free = iou[j].masked_fill(found, -1.0) if len(crowns) else iou[j]
-        if len(crowns) and free.max() >= 0.5:
-            k = int(free.argmax())
-            found[k] = True
-            labelled.append((score, "hit", k))
-        elif best >= 0.5:
-            labelled.append((score, "duplicate", None))
-        else:
-            labelled.append((score, "misplaced" if best >= 0.25 else "background", None))
+    for j in prediction["scores"].argsort(descending=True, stable=True).tolist():
+        kind = ("hit" if hit[j] else "duplicate" if best[j] >= 0.5 else "misplaced" if best[j] >= 0.25
+                else "background")
+        labelled.append((prediction["scores"][j].item(), kind))
     return labelled
 
 
@@ -98,7 +91,7 @@ def placement_errors(predictions: list[dict], targets: list[dict]) -> dict[str, 
 
 def report(name: str, predictions: list[dict], targets: list[dict]) -> None:
     """Print the four analyses of one split."""
-    crown_sizes = torch.cat([sizes(t["boxes"]) for t in targets])
+    crown_sizes = torch.cat([box_area(t["boxes"]).sqrt() for t in targets])
     best = best_iou_per_crown(predictions, targets)
     bands = ", ".join(f"{lo}–{hi if hi < 1000 else ''} px: {(best[k] >= 0.5).float().mean():.2f} of {int(k.sum())}"
                       for lo, hi in SIZE_BANDS if (k := (crown_sizes >= lo) & (crown_sizes < hi)).any())
@@ -110,7 +103,7 @@ def report(name: str, predictions: list[dict], targets: list[dict]) -> None:
                                          for i, t in enumerate(IOU_THRESHOLDS)))
     labelled = sorted((row for p, t in zip(predictions, targets) for row in label_detections(p, t)),
                       key=lambda row: -row[0])[:len(best)]
-    kinds = [kind for _, kind, _ in labelled]
+    kinds = [kind for _, kind in labelled]
     print(f"  the {len(labelled)} best-scored detections: " + ", ".join(f"{kinds.count(k)} {k}" for k in KINDS))
     errors = placement_errors(predictions, targets)
     if errors:

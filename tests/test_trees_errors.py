@@ -19,17 +19,17 @@ FOUND = {"boxes": torch.tensor([[2.0, 0, 12, 10],     # IoU 8/12 with crown 0: a
 
 def test_the_best_scored_detection_finds_a_crown_and_later_ones_are_duplicates():
     labelled = label_detections(FOUND, CROWNS)
-    assert [(round(s, 1), kind, k) for s, kind, k in labelled] == [
-        (0.9, "hit", 0), (0.8, "duplicate", None), (0.7, "misplaced", None), (0.6, "background", None)]
+    assert [(round(s, 1), kind) for s, kind in labelled] == [
+        (0.9, "hit"), (0.8, "duplicate"), (0.7, "misplaced"), (0.6, "background")]
     order = torch.tensor([1, 0, 2, 3])  # the same boxes listed in another order: the scores still decide
     shuffled = {k: v[order] for k, v in FOUND.items()}
-    assert [kind for _, kind, _ in label_detections(shuffled, CROWNS)] == ["hit", "duplicate", "misplaced",
+    assert [kind for _, kind in label_detections(shuffled, CROWNS)] == ["hit", "duplicate", "misplaced",
                                                                            "background"]
 
 
 def test_an_image_without_crowns_has_only_background_and_no_crown_no_detection():
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    assert [kind for _, kind, _ in label_detections(FOUND, empty)] == ["background"] * 4
+    assert [kind for _, kind in label_detections(FOUND, empty)] == ["background"] * 4
     nothing = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
     torch.testing.assert_close(best_iou_per_crown([nothing, FOUND], [CROWNS, CROWNS]),
                                torch.tensor([0.0, 0.0, 1.0, 0.25]))
