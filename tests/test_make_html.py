@@ -18,6 +18,7 @@ def draw(slope=1.0):
     plt.plot([0, 1], [0, slope])
 
 explore(draw, slope=widgets.FloatSlider(value=1.5, min=0, max=2, description="slope"))'''
+TIMEOUT = 60  # seconds per cell
 PROGRESS = 'from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc="steps"):\n    pass'
 
 
@@ -35,7 +36,9 @@ def test_render_course(tmp_path, tool):
     good = lesson(tmp_path / "98_widgets.ipynb", "Lesson 98 — Widgets", EXPLORER, PROGRESS)
     bad = lesson(tmp_path / "99_broken.ipynb", "Lesson 99 — Broken", "1 / 0", "print('never runs')")
     out = tmp_path / "html"
-    failed = make_html.render_course([good, bad], out, workdir=tmp_path / "run", timeout=300)
+    # each cell takes seconds; the short timeout caps what a kernel that never answers can cost (one CI run
+    # spent 304 s in this test, the default 300-s timeout, on a machine loaded with other kernels)
+    failed = make_html.render_course([good, bad], out, workdir=tmp_path / "run", timeout=TIMEOUT)
     assert failed == ["99_broken.ipynb"]
 
     index = (out / "index.html").read_text()
@@ -50,6 +53,6 @@ def test_render_course(tmp_path, tool):
     assert "ZeroDivisionError" in (out / "99_broken.html").read_text(), "a failing lesson shows its error"
 
     # re-rendering one lesson keeps the other's page in the index
-    assert make_html.render_course([bad], out, workdir=tmp_path / "run", timeout=300) == ["99_broken.ipynb"]
+    assert make_html.render_course([bad], out, workdir=tmp_path / "run", timeout=TIMEOUT) == ["99_broken.ipynb"]
     index = (out / "index.html").read_text()
     assert "98_widgets.ipynb · rendered by an earlier run" in index and "99_broken.html" in index
