@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
 from common import mean_precision, pycocotools_precision
-from retinanet_lite.boxes import box_area
+from retinanet_lite.boxes import box_area, box_iou
 from retinanet_lite.data import TreeCrowns
 from retinanet_lite.train import load_checkpoint, run_inference
 from retinanet_lite.widgets import greedy_match

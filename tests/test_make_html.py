@@ -37,7 +37,7 @@ def test_render_course(tmp_path, tool):
     bad = lesson(tmp_path / "99_broken.ipynb", "Lesson 99 — Broken", "1 / 0", "print('never runs')")
     out = tmp_path / "html"
     # each cell takes seconds; the short timeout caps what a kernel that never answers can cost (one CI run
-    # spent 304 s in this test, the default 300-s timeout, on a machine loaded with other kernels)
+    # spent 304 s in this test when it allowed 300 s per cell, on a machine loaded with other kernels)
     failed = make_html.render_course([good, bad], out, workdir=tmp_path / "run", timeout=TIMEOUT)
     assert failed == ["99_broken.ipynb"]
 
