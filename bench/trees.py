@@ -16,8 +16,9 @@ For each seed, one after the other on the same machine (so that every row sees t
 
 Scores: AP@[.5:.95] and AP50 by **pycocotools**, up to 300 detections per image, on the val tiles and
 on the other-site test images (never used to choose anything). The preset detects in eight views of each
-image (``tta_views=8``, see retinanet_lite/tta.py); our rows are also scored looking at each image once
-(``…_one_view``), the like-for-like comparison with torchvision's single view. Prints the table and writes it, with
+image at two sizes (``tta_views=8``, ``tta_scales=(1.0, 1.25)``, see retinanet_lite/tta.py); our rows are
+also scored looking at each image once (``…_one_view``), the like-for-like comparison with torchvision's
+single view, and with the eight views at the one size they were trained at (``…_one_size``). Prints the table and writes it, with
 the command, date and machine, to ``bench/results/trees.json`` — the file lesson 11 shows.
 
     .venv/bin/python bench/trees.py [--seeds 0,1,2]          # about 13 minutes per seed on 2 cores
@@ -60,14 +61,19 @@ def scores(model: torch.nn.Module, splits: dict[str, TreeCrowns]) -> dict[str, f
     return out
 
 
-def scores_and_one_view(model: torch.nn.Module, splits: dict[str, TreeCrowns]) -> dict[str, float]:
-    """:func:`scores` of the model as configured (the preset fuses eight views, ``tta_views``) and, for one of
-    ours that uses several views, also of the same model looking at each image once (``…_one_view``)."""
+#: How one of ours that fuses several views is also scored: looking once, and its views at one size only.
+FEWER_VIEWS = {"one_view": {"tta_views": 1, "tta_scales": (1.0,)}, "one_size": {"tta_scales": (1.0,)}}
+
+
+def scores_and_fewer_views(model: torch.nn.Module, splits: dict[str, TreeCrowns]) -> dict[str, float]:
+    """:func:`scores` of the model as configured (the preset fuses eight views at two sizes) and, for one of
+    ours, also of the same model with each of :data:`FEWER_VIEWS` (``…_one_view``, ``…_one_size``)."""
     out = scores(model, splits)
-    if isinstance(model, RetinaNet) and model.config.tta_views > 1:
+    if isinstance(model, RetinaNet):
         configured = model.config
-        model.config = configured.replace(tta_views=1)
-        out.update({f"{key}_one_view": value for key, value in scores(model, splits).items()})
+        for suffix, change in FEWER_VIEWS.items():
+            model.config = configured.replace(**change)
+            out.update({f"{key}_{suffix}": value for key, value in scores(model, splits).items()})
         model.config = configured
     return out
 
@@ -140,7 +146,7 @@ def main() -> None:
             row = {"model": name, "seed": seed, "train_seconds": round(seconds, 1), "steps": steps,
                    "shapes_cpu_seconds": shapes_seconds and round(shapes_seconds, 1),
                    "time_ratio": shapes_seconds and round(seconds / shapes_seconds, 2),
-                   **{k: round(v, 4) for k, v in scores_and_one_view(model, splits).items()}}
+                   **{k: round(v, 4) for k, v in scores_and_fewer_views(model, splits).items()}}
             rows.append(row)
             print(json.dumps(row), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,9 +170,10 @@ def print_table(rows: list[dict]) -> None:
                           for c in columns)
         seeds = ", ".join(f"{r['val_map_50']:.3f} / {r['test_map_50']:.3f}" for r in mine)
         print(f"{name:<20}{medians}   {seeds}")
-        if "val_map_50_one_view" in mine[0]:
-            seeds = ", ".join(f"{r['val_map_50_one_view']:.3f} / {r['test_map_50_one_view']:.3f}" for r in mine)
-            print(f"{'  one view':<20}{'':>{13 * len(columns)}}   {seeds}")
+        for suffix in FEWER_VIEWS:
+            if f"val_map_50_{suffix}" in mine[0]:
+                seeds = ", ".join(f"{r[f'val_map_50_{suffix}']:.3f} / {r[f'test_map_50_{suffix}']:.3f}" for r in mine)
+                print(f"{'  ' + suffix.replace('_', ' '):<20}{'':>{13 * len(columns)}}   {seeds}")
 
 
 if __name__ == "__main__":

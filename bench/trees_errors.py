@@ -13,9 +13,11 @@ images (cut into 256-px tiles, no overlap), the val tiles and the other-site tes
 * **the misplaced boxes' errors**: median log ratio of width and height to the crown's (0 = right size,
   no sign = no bias), median |log ratio| and median centre offset in crown sizes.
 
-    .venv/bin/python bench/trees_errors.py [--checkpoint notebooks/checkpoints/trees-cpu.pt] [--views 1] [--nms-iou 0.5]
+    .venv/bin/python bench/trees_errors.py [--checkpoint notebooks/checkpoints/trees-cpu.pt] [--views 1] [--sizes 1.0]
+                                         [--nms-iou 0.5]
 
-``--views`` and ``--nms-iou`` override the model's ``tta_views`` (1 = look once) and ``nms_iou``. The checkpoint is the one lesson 11 saves;
+``--views``, ``--sizes`` and ``--nms-iou`` override the model's ``tta_views``, ``tta_scales`` and ``nms_iou``
+(``--views 1 --sizes 1.0`` = look once). The checkpoint is the one lesson 11 saves;
 any ``trees-cpu`` model of bench/trees.py or ``train("trees-cpu", out=...)`` works as well.
 """
 from __future__ import annotations
@@ -115,12 +117,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "notebooks" / "checkpoints" / "trees-cpu.pt"))
     parser.add_argument("--views", type=int, default=None, help="tta_views to detect with (default: the model's)")
+    parser.add_argument("--sizes", type=float, nargs="+", default=None,
+                        help="tta_scales to detect at (default: the model's)")
     parser.add_argument("--nms-iou", type=float, default=None, help="nms_iou to detect with (default: the model's)")
     args = parser.parse_args()
     model = load_checkpoint(args.checkpoint)
-    changes = {"tta_views": args.views, "nms_iou": args.nms_iou}
+    changes = {"tta_views": args.views, "tta_scales": args.sizes and tuple(args.sizes), "nms_iou": args.nms_iou}
     model.config = model.config.replace(**{k: v for k, v in changes.items() if v is not None})
-    print(f"{args.checkpoint}: {model.config.tta_views} view(s), NMS at IoU {model.config.nms_iou}")
+    print(f"{args.checkpoint}: {model.config.tta_views} view(s) at sizes {model.config.tta_scales}, "
+          f"NMS at IoU {model.config.nms_iou}")
     for name, dataset in splits().items():
         predictions, targets = run_inference(model, dataset, batch_size=8)
         report(name, predictions, targets)

@@ -8,7 +8,9 @@ eight times the inference work and no extra training.
 
 A view is ``(turns, flip)``: mirror left-right if ``flip``, then turn by ``turns`` quarter turns
 counter-clockwise (the order of the training augmentations). :data:`VIEWS` lists the eight; a model
-with ``config.tta_views = n`` uses the first ``n`` (1, 2, 4 or 8).
+with ``config.tta_views = n`` uses the first ``n`` (1, 2, 4 or 8). With ``config.tta_scales`` the
+model also sees each view enlarged (or shrunk) by each factor, e.g. ``(1.0, 1.25)``: a crown then
+falls on other anchors and other feature-map cells, another slightly different guess to average.
 
 Fusing the views' detections (a simplified *weighted box fusion*, Solovyev et al. 2021):
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .boxes import box_iou, class_wise_nms, hflip_boxes, rot90_boxes
@@ -102,11 +105,29 @@ def fuse_views(found: list[Target], nms_iou: float, max_detections: int) -> Targ
     return {"boxes": fused_boxes[order], "scores": fused_scores[order], "labels": labels[heads][order]}
 
 
-def view_candidates(model: Detector, images: list[Tensor], turns: int, flip: bool) -> list[Target]:
-    """``model.candidates`` of view ``(turns, flip)`` of each image ``[3, H, W]``, boxes mapped back to the image."""
-    found = model.candidates([view_image(image, turns, flip) for image in images])
-    return [{**f, "boxes": unview_boxes(f["boxes"], tuple(image.shape[-2:]), turns, flip)}
-            for f, image in zip(found, images)]
+def scale_image(image: Tensor, scale: float) -> Tensor:
+    """Image ``[C, H, W]`` resized by ``scale`` (bilinear, size rounded down; a point at x, y of the image
+    lands at ``scale·x, scale·y``); the image itself when ``scale`` is 1."""
+    if scale == 1:
+        return image
+    return F.interpolate(image[None], scale_factor=scale, mode="bilinear", align_corners=False,
+                         recompute_scale_factor=False)[0]
+
+
+def view_candidates(model: Detector, images: list[Tensor], turns: int, flip: bool,
+                    scale: float = 1.0) -> list[Target]:
+    """``model.candidates`` of view ``(turns, flip)`` of each image ``[3, H, W]`` resized by ``scale``,
+    boxes (xyxy pixels) mapped back to the image."""
+    scaled = [scale_image(image, scale) for image in images]
+    found = model.candidates([view_image(image, turns, flip) for image in scaled])
+    return [{**f, "boxes": unview_boxes(f["boxes"], tuple(image.shape[-2:]), turns, flip) / scale}
+            for f, image in zip(found, scaled)]
+
+
+def model_views(config: Any) -> list[tuple[int, bool, float]]:
+    """Every ``(turns, flip, scale)`` a model with ``config`` looks at an image in: the first
+    ``config.tta_views`` of :data:`VIEWS` at each of ``config.tta_scales``."""
+    return [(turns, flip, scale) for scale in config.tta_scales for turns, flip in VIEWS[:config.tta_views]]
 
 
 def merge_views(model: Detector, found: list[Target]) -> Target:
@@ -119,7 +140,7 @@ def merge_views(model: Detector, found: list[Target]) -> Target:
 
 @torch.no_grad()
 def detect_in_views(model: Detector, images: list[Tensor]) -> list[Target]:
-    """Detections for each image ``[3, H, W]`` from the first ``model.config.tta_views`` of :data:`VIEWS`
-    (one view: plain inference): one ``{"boxes" [D, 4] xyxy pixels, "scores" [D], "labels" [D]}`` per image."""
-    per_view = [view_candidates(model, images, turns, flip) for turns, flip in VIEWS[:model.config.tta_views]]
+    """Detections for each image ``[3, H, W]`` from the views :func:`model_views` lists (one view: plain
+    inference): one ``{"boxes" [D, 4] xyxy pixels, "scores" [D], "labels" [D]}`` per image."""
+    per_view = [view_candidates(model, images, *view) for view in model_views(model.config)]
     return [merge_views(model, [views[i] for views in per_view]) for i in range(len(images))]

@@ -42,7 +42,7 @@ LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 SHARED_RUNS = {  # the longest first: a second worker that needs them starts on the shorter ones meanwhile
     TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0},
     Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50,
-                                         "tta_views": 1},
+                                         "tta_views": 1, "tta_scales": (1.0,)},
     Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
                                               "num_train_images": 2000, "num_val_images": 300, "focal_gamma": 2.0,
                                               "focal_alpha": 0.25},

@@ -79,7 +79,7 @@ class PlantedModel(RetinaNet):
 
 
 def planted_model(**overrides):
-    overrides = {"tta_views": 1, **overrides}  # one view unless a test asks for more
+    overrides = {"tta_views": 1, "tta_scales": (1.0,), **overrides}  # one view unless a test asks for more
     model = PlantedModel(RetinaNet.from_preset("trees-cpu", **overrides).config)
     model.seen = []
     return model
@@ -105,6 +105,22 @@ def test_tiled_detection_finds_each_planted_object_once(views):
     torch.testing.assert_close(found["scores"][order], (planted[:, 2:] - planted[:, :2]).prod(1) / 10_000)
     windows = tile_windows(300, 500, 128, 64)
     assert sum(len(batch) for batch in model.seen) == views * len(windows) and max(len(b) for b in model.seen) == 4
+
+
+def test_tiled_detection_at_two_scales_finds_each_planted_object_once():
+    # With tta_scales each tile is also seen enlarged twice (a 128-px tile as 256 px); the rectangles' corners
+    # land on whole pixels there, so every view at every scale finds them exactly, in image pixels.
+    image = torch.zeros(3, 300, 500)
+    planted = torch.tensor([[10., 10, 40, 50], [110, 100, 150, 140], [180, 20, 230, 60], [440, 240, 480, 290]])
+    for x1, y1, x2, y2 in planted.int().tolist():
+        image[:, y1:y2, x1:x2] = 1
+    model = planted_model(tta_views=2, tta_scales=(1.0, 2.0))
+    found = detect_tiled(model, image, tile_size=128, overlap=64, batch_size=4)
+    order = found["boxes"][:, 0].argsort()
+    torch.testing.assert_close(found["boxes"][order], planted, atol=1e-4, rtol=0)
+    windows = tile_windows(300, 500, 128, 64)
+    shapes = [shape for batch in model.seen for shape in batch]
+    assert len(shapes) == 2 * 2 * len(windows) and (3, 256, 256) in shapes and (3, 128, 128) in shapes
 
 
 def test_without_dropping_cut_boxes_the_slivers_survive_nms():

@@ -8,7 +8,8 @@ from torchvision.transforms.v2 import functional as TV
 from retinanet_lite.boxes import box_iou
 from retinanet_lite.config import RetinaNetConfig
 from retinanet_lite.model import RetinaNet
-from retinanet_lite.tta import VIEWS, detect_in_views, fuse_views, unview_boxes, view_boxes, view_image
+from retinanet_lite.tta import (VIEWS, detect_in_views, fuse_views, model_views, scale_image, unview_boxes, view_boxes,
+                                view_candidates, view_image)
 
 SIZE = (30, 50)  # (H, W): not square, so a quarter turn changes the size
 
@@ -110,6 +111,49 @@ def test_eight_views_make_a_detector_that_turns_with_the_image():
     [turned] = model([view_image(image, 1, False)])
     expected = view_boxes(plain["boxes"], tuple(image.shape[-2:]), 1, False)
     assert len(plain["boxes"]) == len(turned["boxes"]) == 50
+    torch.testing.assert_close(turned["scores"], plain["scores"], atol=1e-5, rtol=0)
+    assert box_iou(turned["boxes"], expected).diagonal().min() > 0.999
+
+
+class BrightRectangle:
+    """A stand-in detector: its one candidate is the box around the image's pixels brighter than 0.5."""
+
+    def candidates(self, images):
+        out = []
+        for image in images:
+            rows, cols = (image[0] > 0.5).nonzero(as_tuple=True)
+            box = torch.stack([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]).float()
+            out.append({"boxes": box[None], "scores": torch.ones(1), "labels": torch.zeros(1, dtype=torch.int64)})
+        return out
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.5, 0.5])
+@pytest.mark.parametrize("turns, flip", VIEWS)
+def test_view_candidates_at_a_scale_map_boxes_back_to_the_image(turns, flip, scale):
+    image = torch.zeros(3, 40, 60)
+    image[:, 10:24, 6:30] = 1  # even corners: whole pixels at every scale tried
+    [found] = view_candidates(BrightRectangle(), [image], turns, flip, scale)
+    assert found["boxes"].tolist() == [[6, 10, 30, 24]]
+
+
+def test_scale_image_sizes_and_the_views_a_config_asks_for():
+    image = torch.rand(3, 40, 72)
+    assert scale_image(image, 1.0) is image
+    assert scale_image(image, 1.25).shape == (3, 50, 90) and scale_image(image, 0.3).shape == (3, 12, 21)
+    config = RetinaNetConfig(tta_views=2, tta_scales=(1.0, 1.25))
+    assert model_views(config) == [(0, False, 1.0), (0, True, 1.0), (0, False, 1.25), (0, True, 1.25)]
+    assert model_views(RetinaNetConfig()) == [(0, False, 1.0)]
+    for bad in ((), (1.0, 0.0), (-1.0,)):
+        with pytest.raises(ValueError, match="tta_scales must be non-empty, each > 0"):
+            RetinaNetConfig(tta_scales=bad)
+
+
+def test_two_scales_fuse_into_a_detector_that_turns_with_the_image():
+    model = tiny_model(tta_views=8, tta_scales=(1.0, 1.25))
+    image = torch.rand(3, 40, 72, generator=torch.Generator().manual_seed(0))
+    [plain] = model([image])
+    [turned] = model([view_image(image, 1, False)])
+    expected = view_boxes(plain["boxes"], tuple(image.shape[-2:]), 1, False)
     torch.testing.assert_close(turned["scores"], plain["scores"], atol=1e-5, rtol=0)
     assert box_iou(turned["boxes"], expected).diagonal().min() > 0.999
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..boxes import clip_boxes
-from ..tta import VIEWS, merge_views, view_candidates
+from ..tta import merge_views, model_views, view_candidates
 from .targets import Target
 
 Window = tuple[int, int, int, int]
@@ -116,20 +116,21 @@ def detect_tiled(model: torch.nn.Module, image: Tensor, tile_size: int = 256, ov
     largest object so the neighbouring tile sees it whole). Then ``model.nms`` runs over all tiles'
     candidates at once: class-wise NMS merges an object found in two overlapping tiles into one
     detection, and at most ``config.max_detections`` are kept, best score first. A model with
-    ``config.tta_views > 1`` looks at each tile in that many views, and the views' candidates of all
-    tiles are fused instead (:func:`~retinanet_lite.tta.fuse_views`). Boxes are xyxy pixels of ``image``.
+    ``config.tta_views > 1`` (or several ``tta_scales``) looks at each tile in several views, and the
+    views' candidates of all tiles are fused instead (:func:`~retinanet_lite.tta.fuse_views`). Boxes are
+    xyxy pixels of ``image``.
     """
     was_training = model.training
     model.eval()
     height, width = image.shape[-2:]
     windows = tile_windows(height, width, tile_size, overlap)
-    views = VIEWS[:model.config.tta_views]
+    views = model_views(model.config)
     found: list[list[Target]] = [[] for _ in views]  # per view: the candidates of every tile
     for start in range(0, len(windows), batch_size):
         batch = windows[start:start + batch_size]
         tiles = [crop_image(image, window) for window in batch]
-        for per_view, (turns, flip) in zip(found, views):
-            for window, candidates in zip(batch, view_candidates(model, tiles, turns, flip)):
+        for per_view, view in zip(found, views):
+            for window, candidates in zip(batch, view_candidates(model, tiles, *view)):
                 if drop_cut:
                     candidates = _drop_cut(candidates, window, (height, width), edge_margin)
                 x1, y1 = window[0], window[1]
