@@ -18,8 +18,9 @@ Scores: AP@[.5:.95] and AP50 by **pycocotools**, up to 300 detections per image,
 on the other-site test images (never used to choose anything). The preset detects in eight views of each
 image at two sizes (``tta_views=8``, ``tta_scales=(1.0, 1.25)``, see retinanet_lite/tta.py); our rows are
 also scored looking at each image once (``…_one_view``), the like-for-like comparison with torchvision's
-single view, and with the eight views at the one size they were trained at (``…_one_size``). Prints the table and writes it, with
-the command, date and machine, to ``bench/results/trees.json`` — the file lesson 11 shows.
+single view, and with the eight views at the one size they were trained at (``…_one_size``). Prints the
+table and writes it, with the command, date and machine, to ``bench/results/trees.json`` — the file
+lesson 11 shows.
 
     .venv/bin/python bench/trees.py [--seeds 0,1,2]          # about 13 minutes per seed on 2 cores
 
