@@ -117,7 +117,7 @@ class RetinaNetConfig(Settings):
     max_detections: int = 100
     # Test-time augmentation (tta.py): detect in this many of an image's eight mirrored / quarter-turned
     # views (1, 2, 4 or 8; 1 = the image only), each at every one of tta_scales (resize factors; (1.0,) =
-    # the size the model is given), and fuse all the views' candidates (at nms_iou).
+    # the size the model is given), and fuse the views' detections (each view's NMS, then fusion at nms_iou).
     tta_views: int = 1
     tta_scales: tuple[float, ...] = (1.0,)
     # Input: resize so the short side is min_size (long side ≤ max_size); None keeps the size.

@@ -99,7 +99,7 @@ class RetinaNet(nn.Module):
         if self.training and targets is None:
             raise ValueError("in training mode the model needs targets: model(images, targets)")
         if not self.training:
-            # candidates, then NMS (or, with tta_views > 1, the views' candidates fused)
+            # candidates, then NMS (or, with several views, each view's detections fused)
             return detect_in_views(self, self._check_inputs(images, None))
         images = self._check_inputs(images, targets)
         batch, scales = self.prepare_batch(images)

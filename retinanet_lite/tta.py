@@ -14,13 +14,15 @@ falls on other anchors and other feature-map cells, another slightly different g
 
 Fusing the views' detections (a simplified *weighted box fusion*, Solovyev et al. 2021):
 
-1. pool every view's candidates (before NMS), mapped back to the original image;
-2. the model's usual class-wise NMS picks one *head* box per object;
+1. each view's candidates go through the model's usual NMS (so a view casts about one box per
+   object), are mapped back to the original image and pooled with the other views' detections;
+2. class-wise NMS over the pool picks one *head* box per object;
 3. every pooled box joins the head of its class it overlaps most, if that IoU reaches the NMS
-   threshold — the boxes NMS would have thrown away vote instead;
-4. a fused box is the score-weighted mean of its members, and its score is the mean over the views of
-   the best member score in each view (0 for a view that saw nothing there): an object every view
-   agrees on keeps its score, a guess only one view makes drops to 1/n of it.
+   threshold — the other views' boxes of the object, which NMS would throw away, vote instead;
+4. a fused box is the mean of its members weighted by their squared scores (a confident guess counts
+   more than a hesitant one), and its score is the mean over the views of the best member score in
+   each view (0 for a view that saw nothing there): an object every view agrees on keeps its score, a
+   guess only one view makes drops to 1/n of it.
 """
 from __future__ import annotations
 
@@ -82,9 +84,9 @@ def unview_boxes(boxes: Tensor, size: tuple[int, int], turns: int, flip: bool) -
 
 
 def fuse_views(found: list[Target], nms_iou: float, max_detections: int) -> Target:
-    """Fuse the candidates of one image seen in ``len(found)`` views (each already mapped back to the
-    image; ``{"boxes" [C, 4], "scores" [C], "labels" [C]}``) into at most ``max_detections`` detections,
-    best first, by the rule in the module docstring."""
+    """Fuse the detections of one image seen in ``len(found)`` views (each view's after NMS, already
+    mapped back to the image; ``{"boxes" [D, 4], "scores" [D], "labels" [D]}``) into at most
+    ``max_detections`` detections, best first, by steps 2–4 of the module docstring."""
     boxes = torch.cat([f["boxes"] for f in found])
     scores = torch.cat([f["scores"] for f in found])
     labels = torch.cat([f["labels"] for f in found])
@@ -97,9 +99,10 @@ def fuse_views(found: list[Target], nms_iou: float, max_detections: int) -> Targ
     rows = torch.arange(len(heads), device=boxes.device)
     member = (owner[None] == rows[:, None]) & (best >= nms_iou)
     member[rows, heads] = True  # a head belongs to itself, even a zero-area one (its IoU with itself is 0)
-    weights = scores * member  # [H, P]
+    votes = scores * member  # [H, P]
+    weights = votes * scores  # squared scores: a confident box pulls harder
     fused_boxes = (weights @ boxes) / weights.sum(1, keepdim=True)
-    per_view = weights.new_zeros(len(heads), len(found)).scatter_reduce(1, view.expand_as(weights), weights, "amax")
+    per_view = votes.new_zeros(len(heads), len(found)).scatter_reduce(1, view.expand_as(votes), votes, "amax")
     fused_scores = per_view.mean(1)
     order = fused_scores.argsort(descending=True)[:max_detections]
     return {"boxes": fused_boxes[order], "scores": fused_scores[order], "labels": labels[heads][order]}
@@ -132,10 +135,11 @@ def model_views(config: Any) -> list[tuple[int, bool, float]]:
 
 def merge_views(model: Detector, found: list[Target]) -> Target:
     """One image's detections from the candidates of each of its views (mapped back): the model's NMS when
-    there is one view, else :func:`fuse_views` at the model's NMS threshold."""
+    there is one view, else the model's NMS in each view and :func:`fuse_views` of them at the model's NMS
+    threshold."""
     if len(found) == 1:
         return model.nms(found[0])
-    return fuse_views(found, model.config.nms_iou, model.config.max_detections)
+    return fuse_views([model.nms(f) for f in found], model.config.nms_iou, model.config.max_detections)
 
 
 @torch.no_grad()

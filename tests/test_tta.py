@@ -8,8 +8,8 @@ from torchvision.transforms.v2 import functional as TV
 from retinanet_lite.boxes import box_iou
 from retinanet_lite.config import RetinaNetConfig
 from retinanet_lite.model import RetinaNet
-from retinanet_lite.tta import (VIEWS, detect_in_views, fuse_views, model_views, scale_image, unview_boxes, view_boxes,
-                                view_candidates, view_image)
+from retinanet_lite.tta import (VIEWS, detect_in_views, fuse_views, merge_views, model_views, scale_image, unview_boxes,
+                                view_boxes, view_candidates, view_image)
 
 SIZE = (30, 50)  # (H, W): not square, so a quarter turn changes the size
 
@@ -55,18 +55,29 @@ def detections(boxes, scores, labels=None):
 
 
 def test_fuse_views_worked_example():
-    # View 0 sees the crown twice (0.8 and a suppressed 0.2) and a lone guess far away; view 1 sees the crown
-    # shifted by 2 px at 0.4.
-    view0 = detections([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], [0.8, 0.2, 0.6])
+    # View 0 (after its NMS) sees the crown at 0.8 and a lone guess far away; view 1 sees the crown shifted by
+    # 2 px at 0.4. The fused crown is their mean weighted by squared scores, 0.64 and 0.16.
+    view0 = detections([[0, 0, 10, 10], [50, 50, 60, 60]], [0.8, 0.6])
     view1 = detections([[2, 0, 12, 10]], [0.4])
     fused = fuse_views([view0, view1], nms_iou=0.5, max_detections=10)
-    crown = (0.8 * torch.tensor([0, 0, 10, 10.]) + 0.2 * torch.tensor([1, 0, 11, 10.])
-             + 0.4 * torch.tensor([2, 0, 12, 10.])) / 1.4
+    crown = (0.64 * torch.tensor([0, 0, 10, 10.]) + 0.16 * torch.tensor([2, 0, 12, 10.])) / 0.8
     torch.testing.assert_close(fused["boxes"], torch.stack([crown, torch.tensor([50, 50, 60, 60.])]))
     # the crown: best of view 0 (0.8) and of view 1 (0.4), averaged; the lone guess: (0.6 + 0) / 2
     torch.testing.assert_close(fused["scores"], torch.tensor([0.6, 0.3]))
     assert fused["labels"].tolist() == [0, 0]
     assert len(fuse_views([view0, view1], nms_iou=0.5, max_detections=1)["boxes"]) == 1
+
+
+def test_merge_views_runs_nms_in_each_view_before_fusing():
+    # View 0's candidates hold a near-duplicate (0.2, IoU 0.82 with the 0.8 box): its own NMS removes it, so
+    # only the two views' best guesses vote, weighted 0.64 and 0.16: x1 = 0.4 (0.43 if the duplicate voted,
+    # 0.67 if the weights were plain scores).
+    model = tiny_model(nms_iou=0.5)
+    view0 = detections([[0, 0, 10, 10], [1, 0, 11, 10]], [0.8, 0.2])
+    view1 = detections([[2, 0, 12, 10]], [0.4])
+    fused = merge_views(model, [view0, view1])
+    torch.testing.assert_close(fused["boxes"], torch.tensor([[0.4, 0, 10.4, 10]]))
+    torch.testing.assert_close(fused["scores"], torch.tensor([0.6]))
 
 
 def test_fuse_views_keeps_classes_and_separate_objects_apart():

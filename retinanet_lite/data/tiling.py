@@ -116,9 +116,9 @@ def detect_tiled(model: torch.nn.Module, image: Tensor, tile_size: int = 256, ov
     largest object so the neighbouring tile sees it whole). Then ``model.nms`` runs over all tiles'
     candidates at once: class-wise NMS merges an object found in two overlapping tiles into one
     detection, and at most ``config.max_detections`` are kept, best score first. A model with
-    ``config.tta_views > 1`` (or several ``tta_scales``) looks at each tile in several views, and the
-    views' candidates of all tiles are fused instead (:func:`~retinanet_lite.tta.fuse_views`). Boxes are
-    xyxy pixels of ``image``.
+    ``config.tta_views > 1`` (or several ``tta_scales``) looks at each tile in several views: each view's
+    candidates of all tiles go through ``model.nms``, and the views are then fused
+    (:func:`~retinanet_lite.tta.merge_views`). Boxes are xyxy pixels of ``image``.
     """
     was_training = model.training
     model.eval()
