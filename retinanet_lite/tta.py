@@ -14,8 +14,8 @@ falls on other anchors and other feature-map cells, another slightly different g
 
 Fusing the views' detections (a simplified *weighted box fusion*, Solovyev et al. 2021):
 
-1. each view's candidates go through the model's usual NMS (so a view casts about one box per
-   object), are mapped back to the original image and pooled with the other views' detections;
+1. each view's candidates are mapped back to the original image and go through the model's usual
+   NMS (so a view casts about one box per object); the views' detections are pooled;
 2. class-wise NMS over the pool picks one *head* box per object;
 3. every pooled box joins the head of its class it overlaps most, if that IoU reaches the NMS
    threshold — the other views' boxes of the object, which NMS would throw away, vote instead;

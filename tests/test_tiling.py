@@ -79,7 +79,7 @@ class PlantedModel(RetinaNet):
 
 
 def planted_model(**overrides):
-    overrides = {"tta_views": 1, "tta_scales": (1.0,), **overrides}  # one view unless a test asks for more
+    overrides = {"tta_views": 1, "tta_scales": (1.0,), **overrides}  # one view at one size unless a test asks for more
     model = PlantedModel(RetinaNet.from_preset("trees-cpu", **overrides).config)
     model.seen = []
     return model
