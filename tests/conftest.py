@@ -16,11 +16,13 @@ Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
 
 ``make test`` runs the suite on three pytest-xdist workers, a file at a time each (``--dist loadfile``), with
 torch on one thread each, in the order set here: the three files that train the shared models first (one per
-worker), then the tests that need no trained model, then those that do. Two processes that need the same
-model take turns (``retinanet_lite.train.checkpoint_lock``): each model is trained once per run.
+worker), then the tests that need no trained model, then those that do (the longest files first in each). Two
+processes that need the same model take turns (``retinanet_lite.train.checkpoint_lock``): each model is trained
+once per run.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,7 +35,8 @@ import torch  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 import notebook_runner  # noqa: E402
-from notebook_runner import load_tool  # noqa: E402
+from notebook_runner import FIRST_LESSON_WITH_MODEL, load_tool  # noqa: E402
+from student_run_all import run_all  # noqa: E402
 import retinanet_lite.train  # noqa: E402
 from retinanet_lite.train import load_checkpoint  # noqa: E402
 
@@ -49,8 +52,12 @@ FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "star
 #: The files that train the shared models (lesson 07's model; the runs of lessons 09 and 11, which two workers
 #: share: notebook_runner.shared_runs): first in the run, so that under ``make test`` each worker starts on one.
 TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py", "tests/test_lesson_09.py")
-#: Fixtures that need a shared trained model, and the first lesson notebook that loads one.
-NEEDS_MODELS, FIRST_LESSON_WITH_MODEL = {"lesson_checkpoint", "lesson_model", "shared_runs"}, "07"
+#: The files that take longest (a minute or more under ``make test``), longest first: first within their group, so
+#: that no worker starts one of them when the others are nearly done (the run would wait for it alone).
+LONGEST_FIRST = ("tests/test_student_edition_trained.py", "tests/test_grade.py", "notebooks/11_tree_crowns.ipynb",
+                 "tests/test_student_edition.py", "tests/test_drill.py", "notebooks/10_classical_baseline.ipynb")
+#: Fixtures that need a shared trained model (FIRST_LESSON_WITH_MODEL: the first lesson notebook that loads one).
+NEEDS_MODELS = {"lesson_checkpoint", "lesson_model", "shared_runs"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,11 +88,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"conftest.TRAINS_FIRST names {idle}, but no test there uses one of the fixtures "
                                 f"{sorted(NEEDS_MODELS)}: nothing would train the shared models first")
 
-    def order(item: pytest.Item) -> int:
-        """0: trains the shared models, 1: needs none, 2: waits for them (the file order within each)."""
-        if item.path.relative_to(ROOT).as_posix() in TRAINS_FIRST:
-            return 0
-        return 2 if item.path in needs_models else 1
+    def order(item: pytest.Item) -> tuple[int, int]:
+        """(group, rank): group 0 trains the shared models, 1 needs none, 2 waits for them; within each group
+        the LONGEST_FIRST files first, then the rest in file order."""
+        name = item.path.relative_to(ROOT).as_posix()
+        group = 0 if name in TRAINS_FIRST else 2 if item.path in needs_models else 1
+        return group, LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     items.sort(key=order)  # stable: each file's tests stay together and in order
 
 
@@ -137,6 +145,21 @@ def start_kernel():
     yield start
     for kernel in kernels:
         kernel.close()
+
+
+@pytest.fixture(scope="session")
+def student_dir(tmp_path_factory) -> Path:
+    """A freshly generated student edition (in a temporary folder, not build/)."""
+    out = tmp_path_factory.mktemp("course") / "student"
+    load_tool("make_student_edition").make_student_edition(notebook_runner.NOTEBOOKS, out)
+    return out
+
+
+@pytest.fixture
+def student_run(student_dir):
+    """``student_run(lesson)``: Run All on the untouched student edition's copy of ``lesson`` in a fresh kernel →
+    {cell index: (exception name or None, output messages)} (:func:`student_run_all.run_all`)."""
+    return functools.partial(run_all, student_dir)
 
 
 @pytest.fixture(scope="session")

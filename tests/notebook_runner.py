@@ -20,6 +20,9 @@ from retinanet_lite.train import LESSON_CHECKPOINT, TREES_CHECKPOINT, checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+#: The first lesson that loads a trained model (lesson 07 trains it; lessons 08–12 load it): lessons before it
+#: need none.
+FIRST_LESSON_WITH_MODEL = "07"
 
 
 def load_tool(name: str) -> ModuleType:

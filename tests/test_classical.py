@@ -165,6 +165,12 @@ def test_components_of_a_hand_made_mask():
     assert not C.connected_components(torch.zeros(4, 4, dtype=torch.bool)).any()
 
 
+def test_the_neighbourhood_maximum_is_a_3x3_max_pool():
+    values = torch.rand(13, 17, generator=torch.Generator().manual_seed(0)) * (torch.rand(13, 17) > 0.5)
+    pooled = torch.nn.functional.max_pool2d(values[None, None], 3, stride=1, padding=1)[0, 0]
+    assert torch.equal(C._max_3x3(values), pooled)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_components_match_a_flood_fill(seed):
     mask = torch.rand(40, 50, generator=torch.Generator().manual_seed(seed)) > 0.55

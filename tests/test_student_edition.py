@@ -4,8 +4,8 @@
   solution blocks; no solution text is left;
 * Run All on the untouched student edition of every lesson reaches the last cell: each check reports
   its exercise unsolved and the lesson goes on with the package's version; figures and widgets appear;
-  the last cell lists every exercise. Lessons that load lesson 07's model get the test run's shared one
-  (the ``lesson_checkpoint`` fixture), and lessons 09 and 11 their saved runs (``shared_runs``).
+  the last cell lists every exercise. Here for the lessons that need no trained model (early in ``make test``);
+  tests/test_student_edition_trained.py runs the others, once the test run's shared models exist.
 
 That each exercise passes with the instructor's solution and fails as handed out, run on its own with
 only the cells it needs, is tests/test_grade.py's job (the grader does exactly that).
@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from notebook_runner import Kernel, load_tool
+from notebook_runner import FIRST_LESSON_WITH_MODEL, load_tool
+from student_run_all import assert_reaches_the_last_cell
 
 lesson_cells = load_tool("lesson_cells")
 from lesson_cells import BEGIN, CHECK_TAG, END, EXERCISE_TAG, exercises, has_solution, tags  # noqa: E402
-from retinanet_lite.train import LESSON_CHECKPOINT  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,22 +58,17 @@ def without_solutions(source: str) -> str:
     return "\n".join(out)
 
 
-@pytest.fixture(scope="module")
-def student_dir(tmp_path_factory, tool) -> Path:
-    """A freshly generated student edition (in a temporary folder, not build/)."""
-    out = tmp_path_factory.mktemp("course") / "student"
-    tool("make_student_edition").make_student_edition(NOTEBOOKS, out)
-    return out
-
-
-def test_every_lesson_and_file_is_in_the_student_edition(student_dir, tool):
-    assert sorted(p.name for p in student_dir.glob("*.ipynb")) == [p.name for p in LESSONS]
+def test_every_lesson_and_file_is_in_the_student_edition(tmp_path, tool):
     # what the lessons read: e.g. checkpoints/shapes-cpu.pt, which lessons 08–12 load (load_or_train) — every
-    # file but the lessons, caches and the lock files of training (make_student_edition.not_course_files)
+    # file but the lessons, caches and the lock files of training (make_student_edition.not_course_files). Listed
+    # before the edition is made: under `make test` other workers save checkpoints meanwhile.
     left_out = tool("make_student_edition").not_course_files
     assets = [p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()
               and not left_out(str(p.parent), [p.name]) and not {".ipynb_checkpoints", "__pycache__"} & set(p.parts)]
-    missing = [str(a) for a in assets if not (student_dir / a).is_file()]
+    edition = tmp_path / "student"
+    tool("make_student_edition").make_student_edition(NOTEBOOKS, edition)
+    assert sorted(p.name for p in edition.glob("*.ipynb")) == [p.name for p in LESSONS]
+    missing = [str(a) for a in assets if not (edition / a).is_file()]
     assert not missing, f"not copied into the student edition: {missing}"
 
 
@@ -131,55 +125,10 @@ def test_exercises_are_tagged(lesson):
     assert solution_cells <= {e.cell for e in found}
 
 
-#: Output types that show a figure or a widget.
-FIGURE, WIDGET = "image/png", "application/vnd.jupyter.widget-view+json"
-
-
-@pytest.fixture(scope="module")
-def student_run(student_dir, lesson_checkpoint, shared_runs):
-    """Run All on the untouched student edition of a lesson, in a fresh kernel in the edition's folder (as
-    JupyterLab does): {cell index: (exception name or None, output messages)}. (Cell by cell through
-    jupyter_client: nbclient can wait out a whole cell timeout after a widget cell, jupyter/nbclient#312.)"""
-    (student_dir / LESSON_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
-    for checkpoint in (lesson_checkpoint, *shared_runs):  # what lessons 07, 09 and 11 would otherwise train
-        shutil.copy2(checkpoint, student_dir / LESSON_CHECKPOINT.parent / checkpoint.name)
-
-    def run(lesson: Path) -> dict[int, tuple[str | None, list]]:
-        kernel, results = Kernel(student_dir), {}
-        try:
-            for index, cell in enumerate(read(student_dir / lesson.name).cells):
-                if cell.cell_type == "code":
-                    results[index] = kernel.execute(cell.source, timeout=1800)
-        finally:
-            kernel.close()
-        return results
-    return run
-
-
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("lesson", [p for p in LESSONS if p.name[:2] < FIRST_LESSON_WITH_MODEL], ids=lambda p: p.stem)
 def test_run_all_on_the_untouched_student_edition_reaches_the_last_cell(lesson, student_run):
-    """As a student who has not solved anything presses Run All: every cell runs (only the checks report
-    failure, on stderr), every figure and widget appears, and the last cell lists each exercise as
-    running on the package's version."""
-    teacher, ran = read(lesson), student_run(lesson)
-    names = [e["name"] for e in teacher.metadata["workbook"]["exercises"]]
-    for index, (error, messages) in ran.items():
-        cell = teacher.cells[index]
-        errors = [content for kind, content in messages if kind == "error"]
-        assert error is None, f"cell {index} raised {error}: {errors[0]['evalue'] if errors else ''}"
-        stderr = "".join(c["text"] for kind, c in messages if kind == "stream" and c["name"] == "stderr")
-        if "exercise-check" in tags(cell):
-            name = cell.metadata["exercise"]
-            assert f"✗ {name} not solved yet" in stderr, f"cell {index}: the check of {name} must report it unsolved"
-        kinds = {kind for _, c in messages for kind in c.get("data", {})}
-        if "plt.show()" in cell.source:
-            assert FIGURE in kinds, f"cell {index} draws a figure, but none appeared"
-        if "_explorer(" in cell.source:
-            assert WIDGET in kinds, f"cell {index} shows a widget, but none appeared"
-    summary = "".join(c.get("text", "") for _, c in ran[len(teacher.cells) - 1][1])
-    assert f"0 of {len(names)} exercises solved" in summary
-    for name in names:
-        assert f"✗ {name}: not solved yet" in summary, f"the summary has no line for {name}"
+    """As a student who has not solved anything presses Run All (lessons 00–06: no trained model needed)."""
+    assert_reaches_the_last_cell(lesson, student_run(lesson))
 
 
 def test_the_edition_file_names_a_release(student_dir):

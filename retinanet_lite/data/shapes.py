@@ -106,7 +106,7 @@ class ShapesDataset(Dataset):
         image = _background(rng, size)
         grid = np.mgrid[0:size, 0:size] + 0.5
         wanted = 0 if rng.uniform() < self.empty_fraction else int(rng.integers(1, self.max_objects + 1))
-        masks, labels = [], []
+        masks, labels, mask_boxes = [], [], []
         for _ in range(wanted * 10):  # rejection sampling: try again when a shape overlaps too much
             if len(masks) == wanted:
                 break
@@ -114,11 +114,15 @@ class ShapesDataset(Dataset):
             side = rng.uniform(self.min_side, self.max_side)
             centre = rng.uniform(side / 2 + 1, size - side / 2 - 1, 2)
             mask = _shape_mask(rng, label, side, centre, (grid[0], grid[1]))
-            if not mask.any() or any(_covered(mask, m) > self.max_overlap for m in masks):
+            if not mask.any():
+                continue
+            box = _tight_box(mask)
+            if any(_covered(box, other) > self.max_overlap for other in mask_boxes):
                 continue
             image[mask] = _contrasting_colour(rng, image[int(centre[1]), int(centre[0])])
             masks.append(mask)
             labels.append(label)
+            mask_boxes.append(box)
         boxes = [_tight_box(mask & ~np.logical_or.reduce(masks[k + 1:], initial=False))  # what stays visible
                  for k, mask in enumerate(masks)]
         image = image + rng.normal(0, rng.uniform(0, self.noise), image.shape)
@@ -131,17 +135,16 @@ class ShapesDataset(Dataset):
         return f"ShapesDataset(num_images={self.num_images}, image_size={self.image_size}, seed={self.seed})"
 
 
-def _covered(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of the smaller of two shapes' bounding boxes that the other one's box covers."""
-    box_a, box_b = _tight_box(a), _tight_box(b)
+def _covered(box_a: np.ndarray, box_b: np.ndarray) -> float:
+    """Share of the smaller of two ``[4]`` xyxy boxes that the other one covers."""
     overlap = np.clip(np.minimum(box_a[2:], box_b[2:]) - np.maximum(box_a[:2], box_b[:2]), 0, None).prod()
     return float(overlap / min(np.prod(box_a[2:] - box_a[:2]), np.prod(box_b[2:] - box_b[:2])))
 
 
 def _tight_box(mask: np.ndarray) -> np.ndarray:
     """The xyxy pixel box ``[4]`` float32 that just contains the ``True`` pixels of ``mask [H, W]``."""
-    rows, cols = np.nonzero(mask)
-    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float32)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float32)
 
 
 def write_shapes_splits(out: str | Path, num_train: int = 2000, num_val: int = 500, image_size: int = 128,
