@@ -87,6 +87,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if idle:
         raise pytest.UsageError(f"conftest.TRAINS_FIRST names {idle}, but no test there uses one of the fixtures "
                                 f"{sorted(NEEDS_MODELS)}: nothing would train the shared models first")
+    gone = [name for name in LONGEST_FIRST if not (ROOT / name).is_file()]
+    if gone:
+        raise pytest.UsageError(f"conftest.LONGEST_FIRST names files that do not exist: {gone}")
 
     def order(item: pytest.Item) -> tuple[int, int]:
         """(group, rank): group 0 trains the shared models, 1 needs none, 2 waits for them; within each group
