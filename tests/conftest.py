@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 import notebook_runner  # noqa: E402
-from notebook_runner import FIRST_LESSON_WITH_MODEL, load_tool  # noqa: E402
+from notebook_runner import load_tool, loads_a_model  # noqa: E402
 from student_run_all import run_all  # noqa: E402
 import retinanet_lite.train  # noqa: E402
 from retinanet_lite.train import load_checkpoint  # noqa: E402
@@ -56,7 +56,7 @@ TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py", "tests/tes
 #: that no worker starts one of them when the others are nearly done (the run would wait for it alone).
 LONGEST_FIRST = ("tests/test_student_edition_trained.py", "tests/test_grade.py", "notebooks/11_tree_crowns.ipynb",
                  "tests/test_student_edition.py", "tests/test_drill.py", "notebooks/10_classical_baseline.ipynb")
-#: Fixtures that need a shared trained model (FIRST_LESSON_WITH_MODEL: the first lesson notebook that loads one).
+#: Fixtures that need a shared trained model (as do the lesson notebooks from lesson 07 on: loads_a_model).
 NEEDS_MODELS = {"lesson_checkpoint", "lesson_model", "shared_runs"}
 
 
@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in FIXTURE_MARKERS:
                 item.add_marker(FIXTURE_MARKERS[fixture])
     needs_models = {item.path for item in items if NEEDS_MODELS & set(getattr(item, "fixturenames", ()))
-                    or (item.path.suffix == ".ipynb" and item.path.name[:2] >= FIRST_LESSON_WITH_MODEL)}
+                    or (item.path.suffix == ".ipynb" and loads_a_model(item.path))}
 
     trainers = {item.path for item in items if NEEDS_MODELS & set(getattr(item, "fixturenames", ()))}
     idle = [name for name in TRAINS_FIRST if ROOT / name in {item.path for item in items} and ROOT / name not in trainers]

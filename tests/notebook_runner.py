@@ -25,6 +25,11 @@ NOTEBOOKS = ROOT / "notebooks"
 FIRST_LESSON_WITH_MODEL = "07"
 
 
+def loads_a_model(lesson: Path) -> bool:
+    """Whether the lesson notebook ``lesson`` (``NN_name.ipynb``) loads a trained model (FIRST_LESSON_WITH_MODEL)."""
+    return lesson.name[:2] >= FIRST_LESSON_WITH_MODEL
+
+
 def load_tool(name: str) -> ModuleType:
     """Import ``tools/<name>.py`` (tools/ is a folder of scripts, not a package) once, under its own name,
     so that tools importing each other (the grader imports lesson_cells) find the same module."""

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from notebook_runner import FIRST_LESSON_WITH_MODEL, NOTEBOOKS
+from notebook_runner import NOTEBOOKS, loads_a_model
 from student_run_all import assert_reaches_the_last_cell
 from retinanet_lite.train import LESSON_CHECKPOINT
 
-LESSONS = [p for p in sorted(NOTEBOOKS.glob("*.ipynb")) if p.name[:2] >= FIRST_LESSON_WITH_MODEL]
+LESSONS = [p for p in sorted(NOTEBOOKS.glob("*.ipynb")) if loads_a_model(p)]
 
 
 @pytest.fixture(scope="module")
