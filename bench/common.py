@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models.detection import RetinaNet as TorchvisionRetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
@@ -27,6 +27,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from retinanet_lite.backbone import TinyResNet
 from retinanet_lite.config import RetinaNetConfig, TrainConfig
 from retinanet_lite.metrics import to_coco_ground_truth, to_coco_results
+from retinanet_lite.model import resized_size
 from retinanet_lite.train import augment, endless_batches
 
 
@@ -36,8 +37,8 @@ def torchvision_retinanet(config: RetinaNetConfig, image_size: int | None, group
 
     torchvision's head always has 4 convs; ``group_norm`` adds GroupNorm to them (its "v2" head) and
     ``box_loss`` picks its regression loss ("l1", "smooth_l1" or "giou"). ``image_size`` is the size its
-    transform resizes every image to; ``None`` keeps each image's own size (as our model does with
-    ``min_size=None``: tiles and photographs of several sizes at one ground resolution).
+    transform resizes every image to; ``None`` resizes each image as our model does with ``min_size=None``
+    (tiles and photographs of several sizes at one ground resolution): by ``config.image_scale``, or not at all.
     """
     if config.backbone != "tiny":
         raise ValueError("the benchmarks compare tiny-backbone models")
@@ -57,9 +58,26 @@ def torchvision_retinanet(config: RetinaNetConfig, image_size: int | None, group
         score_thresh=config.score_thresh, nms_thresh=config.nms_iou, detections_per_img=config.max_detections,
         topk_candidates=config.topk_candidates,
     )
-    if image_size is None:  # its transform has no "keep the size" setting: replace its resize step by identity
-        model.transform.resize = lambda image, target=None: (image, target)
+    if image_size is None:  # its transform has no "resize by one factor" setting: replace its resize step
+        model.transform.resize = partial(resize_like_ours, config)
     return model
+
+
+def resize_like_ours(config: RetinaNetConfig, image: Tensor, target: dict | None = None
+                     ) -> tuple[Tensor, dict | None]:
+    """torchvision's resize step done as `RetinaNet(config)` resizes: image ``[3, H, W]`` to
+    ``resized_size(config, (H, W))`` (bilinear), the target's ``xyxy`` boxes with it; both as they are when
+    the size does not change. (torchvision's postprocess maps the boxes back by the same size ratio.)"""
+    height, width = image.shape[-2:]
+    new_height, new_width = resized_size(config, (height, width))
+    if (new_height, new_width) == (height, width):
+        return image, target
+    image = torch.nn.functional.interpolate(image[None], size=(new_height, new_width), mode="bilinear",
+                                            align_corners=False)[0]
+    if target is not None:
+        ratio = torch.tensor([new_width / width, new_height / height] * 2, device=image.device)
+        target = {**target, "boxes": target["boxes"] * ratio}
+    return image, target
 
 
 def pycocotools_map(predictions: list[dict], targets: list[dict], num_classes: int, max_detections: int = 100
