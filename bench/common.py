@@ -27,7 +27,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from retinanet_lite.backbone import TinyResNet
 from retinanet_lite.config import RetinaNetConfig, TrainConfig
 from retinanet_lite.metrics import to_coco_ground_truth, to_coco_results
-from retinanet_lite.model import resized_size
+from retinanet_lite.model import resize_image
 from retinanet_lite.train import augment, endless_batches
 
 
@@ -65,16 +65,13 @@ def torchvision_retinanet(config: RetinaNetConfig, image_size: int | None, group
 
 def resize_like_ours(config: RetinaNetConfig, image: Tensor, target: dict | None = None
                      ) -> tuple[Tensor, dict | None]:
-    """torchvision's resize step done as `RetinaNet(config)` resizes: image ``[3, H, W]`` to
-    ``resized_size(config, (H, W))`` (bilinear), the target's ``xyxy`` boxes with it; both as they are when
-    the size does not change. (torchvision's postprocess maps the boxes back by the same size ratio.)"""
+    """torchvision's resize step done by our model's (`retinanet_lite.model.resize_image`): image ``[3, H, W]``
+    resized as `RetinaNet(config)` resizes it, the target's ``xyxy`` boxes by the same size ratio (by which
+    torchvision's postprocess maps detections back); both as they are when the size does not change."""
     height, width = image.shape[-2:]
-    new_height, new_width = resized_size(config, (height, width))
-    if (new_height, new_width) == (height, width):
-        return image, target
-    image = torch.nn.functional.interpolate(image[None], size=(new_height, new_width), mode="bilinear",
-                                            align_corners=False)[0]
-    if target is not None:
+    image = resize_image(config, image)
+    new_height, new_width = image.shape[-2:]
+    if target is not None and (new_height, new_width) != (height, width):
         ratio = torch.tensor([new_width / width, new_height / height] * 2, device=image.device)
         target = {**target, "boxes": target["boxes"] * ratio}
     return image, target

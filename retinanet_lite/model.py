@@ -54,6 +54,15 @@ def resized_size(config: RetinaNetConfig, size: tuple[int, int]) -> tuple[int, i
     return (math.floor(size[0] * factor), math.floor(size[1] * factor))
 
 
+def resize_image(config: RetinaNetConfig, image: Tensor) -> Tensor:
+    """Image ``[C, H, W]`` resized as a model with ``config`` resizes it: to :func:`resized_size` (bilinear);
+    the image itself when its factor is 1."""
+    size = tuple(image.shape[-2:])
+    if resize_factor(config, size) == 1.0:
+        return image
+    return F.interpolate(image[None], size=resized_size(config, size), mode="bilinear", align_corners=False)[0]
+
+
 def padded_size(config: RetinaNetConfig, sizes: list[tuple[int, int]]) -> tuple[int, int]:
     """``(H, W)`` of the batch a model with ``config`` makes of images of ``sizes`` (each ``(height, width)``):
     the largest resized height and width, rounded up to a multiple of ``size_divisible``."""
@@ -156,11 +165,7 @@ class RetinaNet(nn.Module):
         """
         sizes = [tuple(image.shape[-2:]) for image in images]
         scales = [resize_factor(self.config, size) for size in sizes]
-        resized = [
-            image if s == 1.0 else F.interpolate(image[None], size=resized_size(self.config, size), mode="bilinear",
-                                                  align_corners=False)[0]
-            for image, size, s in zip(images, sizes, scales)
-        ]
+        resized = [resize_image(self.config, image) for image in images]
         height, width = padded_size(self.config, sizes)
         layout = torch.channels_last if self.config.channels_last else torch.contiguous_format
         first = resized[0]
