@@ -15,8 +15,9 @@ Markers (registered in pyproject.toml; ``make test-fast`` deselects all three):
 * ``browser`` — drives a real browser (given to every test that uses the ``browser`` fixture).
 
 ``make test`` runs the suite on three pytest-xdist workers, a file at a time each (``--dist loadfile``), with
-torch on one thread each, in the order set here: the three files that train the shared models first (one per
-worker), then the tests that need no trained model, then those that do (the longest files first in each). Two
+torch on one thread each, in the order set here: the browser test and two of the three files that train the
+shared models first (one per worker; the browser test's worker then takes the third), then the tests that need no
+trained model, then those that do (the longest files first in each). Two
 processes that need the same model take turns (``retinanet_lite.train.checkpoint_lock``): each model is trained
 once per run.
 """
@@ -52,6 +53,12 @@ FIXTURE_MARKERS = {"student_run": "notebook", "lesson_kernel": "notebook", "star
 #: The files that train the shared models (lesson 07's model; the runs of lessons 09 and 11, which two workers
 #: share: notebook_runner.shared_runs): first in the run, so that under ``make test`` each worker starts on one.
 TRAINS_FIRST = ("tests/test_lesson_07.py", "tests/test_lesson_11.py", "tests/test_lesson_09.py")
+#: Before even those: the browser test, which mostly waits (for the disk, JupyterLab and Chromium: over a minute
+#: when their files are not in the page cache). Its worker then takes the third of TRAINS_FIRST, whose share of the
+#: shared runs is the shorter one (it trains lesson 09's and 11's short runs, then waits for lesson 11's model):
+#: so the wait costs nothing, while the two other workers train. (Later in the run it held up a worker while both
+#: others were busy: bench/README.md, *Test suite*.)
+STARTS_FIRST = ("tests/test_browser.py",)
 #: The files that take longest (a minute or more under ``make test``), longest first: first within their group, so
 #: that no worker starts one of them when the others are nearly done (the run would wait for it alone).
 LONGEST_FIRST = ("tests/test_student_edition_trained.py", "tests/test_grade.py", "notebooks/11_tree_crowns.ipynb",
@@ -87,15 +94,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if idle:
         raise pytest.UsageError(f"conftest.TRAINS_FIRST names {idle}, but no test there uses one of the fixtures "
                                 f"{sorted(NEEDS_MODELS)}: nothing would train the shared models first")
-    gone = [name for name in LONGEST_FIRST if not (ROOT / name).is_file()]
+    gone = [name for name in LONGEST_FIRST + STARTS_FIRST if not (ROOT / name).is_file()]
     if gone:
-        raise pytest.UsageError(f"conftest.LONGEST_FIRST names files that do not exist: {gone}")
+        raise pytest.UsageError(f"conftest.LONGEST_FIRST or STARTS_FIRST names files that do not exist: {gone}")
 
     def order(item: pytest.Item) -> tuple[int, int]:
-        """(group, rank): group 0 trains the shared models, 1 needs none, 2 waits for them; within each group
-        the LONGEST_FIRST files first, then the rest in file order."""
+        """(group, rank): STARTS_FIRST, then group 0 trains the shared models (in TRAINS_FIRST's order), 1 needs
+        none, 2 waits for them; within groups 1 and 2 the LONGEST_FIRST files first, then the rest in file order."""
         name = item.path.relative_to(ROOT).as_posix()
-        group = 0 if name in TRAINS_FIRST else 2 if item.path in needs_models else 1
+        if name in STARTS_FIRST:
+            return -1, STARTS_FIRST.index(name)
+        if name in TRAINS_FIRST:
+            return 0, TRAINS_FIRST.index(name)
+        group = 2 if item.path in needs_models else 1
         return group, LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     items.sort(key=order)  # stable: each file's tests stay together and in order
 

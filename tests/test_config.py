@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from retinanet_lite.__main__ import build_parser
+from retinanet_lite.__main__ import build_parser, main
 from retinanet_lite.config import PRESETS, Preset, RetinaNetConfig, TrainConfig, preset_config, preset_recipe
 from retinanet_lite.losses import SMOOTH_L1_BETA, smooth_l1_loss
 from retinanet_lite.model import RetinaNet
@@ -66,18 +66,31 @@ def test_smooth_l1_beta_has_one_default():
     assert smooth_l1_loss.__defaults__[0] == SMOOTH_L1_BETA
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "retinanet_lite", *args], capture_output=True, text=True, cwd=cwd,
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m retinanet_lite ARGS`` in a process of its own (each costs seconds: importing torch)."""
+    return subprocess.run([sys.executable, "-m", "retinanet_lite", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
 
 
+def cli_error(*args: str) -> str:
+    """The one line ``python -m retinanet_lite ARGS`` stops with, by ``main(ARGS)`` in this process (the function the
+    command runs): a bad input must end in ``SystemExit`` with a message, not in any other exception."""
+    with pytest.raises(SystemExit) as stop:
+        main(list(args))
+    message = stop.value.code
+    assert isinstance(message, str) and message.strip().count("\n") == 0, f"one line, got: {message!r}"
+    return message
+
+
 def test_a_file_that_is_not_a_checkpoint_gives_one_line(tmp_path):
-    for name, content in {"notes.txt": b"hello, I am not a checkpoint", "empty.pt": b""}.items():
-        (tmp_path / name).write_bytes(content)
-        result = run_cli("evaluate", "--checkpoint", str(tmp_path / name), "--num-images", "2")
-        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
-        assert result.stderr.strip().count("\n") == 0, f"one line, got: {result.stderr}"
-        assert str(tmp_path / name) in result.stderr and "not a checkpoint" in result.stderr
+    (tmp_path / "notes.txt").write_bytes(b"hello, I am not a checkpoint")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    result = run_cli("evaluate", "--checkpoint", str(tmp_path / "notes.txt"), "--num-images", "2")  # the real command
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().count("\n") == 0, f"one line, got: {result.stderr}"
+    assert str(tmp_path / "notes.txt") in result.stderr and "not a checkpoint" in result.stderr
+    message = cli_error("evaluate", "--checkpoint", str(tmp_path / "empty.pt"), "--num-images", "2")
+    assert str(tmp_path / "empty.pt") in message and "not a checkpoint" in message
 
 
 def test_a_saved_tensor_is_not_a_checkpoint(tmp_path):
@@ -91,15 +104,11 @@ def test_a_saved_tensor_is_not_a_checkpoint(tmp_path):
 
 
 def test_batch_size_zero_is_a_clear_error_not_a_traceback():
-    result = run_cli("train", "--steps", "1", "--set", "batch_size=0")
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "batch_size must be ≥ 1" in result.stderr
+    assert "batch_size must be ≥ 1" in cli_error("train", "--steps", "1", "--set", "batch_size=0")
 
 
 def test_every_set_flag_counts_and_a_repeated_key_is_refused():
     parser = build_parser()
     args = parser.parse_args(["train", "--set", "lr=1e-3", "--set", "steps=10", "warmup_steps=2"])
     assert args.set == ["lr=1e-3", "steps=10", "warmup_steps=2"]
-    result = run_cli("train", "--set", "lr=1e-3", "--set", "lr=1e-2")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "lr twice" in result.stderr
+    assert "lr twice" in cli_error("train", "--set", "lr=1e-3", "--set", "lr=1e-2")

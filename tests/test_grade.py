@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LESSON_01 = "01_boxes_and_iou"
 TIMEOUT = 120.0  # per exercise (the grader's default)
-LOOP_TIMEOUT = 20.0  # the run with the endless loop: enough for lesson 01's other exercises on a slow machine
+LOOP_TIMEOUT = 8.0  # the run with the endless loop: lesson 01's other exercises take 0.1-0.2 s each here, so 8 s
+# leaves room for a machine four times slower under load, and the loop burns a core for no longer than that
 
 pytestmark = pytest.mark.notebook
 
@@ -157,7 +158,7 @@ def test_calling_or_patching_the_package_earns_nothing(graded):
 
 
 def test_an_endless_loop_is_stopped_and_costs_only_its_exercise(graded):
-    assert "time limit of 20 s" in row(graded, "loops", "shift_for_iou")["message"]
+    assert "time limit of 8 s" in row(graded, "loops", "shift_for_iou")["message"]
     assert row(graded, "loops", "giou")["passed"] == "1"
 
 
