@@ -144,7 +144,7 @@ def train_or_reuse_call(tag: str, namespace: dict, defining: str) -> tuple[Path,
 def test_the_test_run_saves_the_rerun_the_lesson_makes(shared_runs):
     """notebook_runner.shared_runs trains the re-run with the arguments the lesson's train_or_reuse call gets
     (from the committed file's settings), so that nbval and the student edition reuse one model. (This test
-    trains the shared runs, with tests/test_lesson_11.py, first thing in ``make test``: conftest.TRAINS_FIRST.)"""
+    trains the shared runs, with tests/test_lesson_11.py, early in ``make test``: conftest.TRAINS_FIRST.)"""
     settings = json.loads(GRID_FILE.read_text())["settings"]
     path, arguments = train_or_reuse_call("rerun", {"settings": settings, "STEPS": settings["steps"], "Path": Path},
                                           "SEED, GAMMA, ALPHA =")
