@@ -104,10 +104,12 @@ def tagged(cell: nbformat.NotebookNode, tag: str) -> bool:
 
 
 class Kernel:
-    """A fresh IPython kernel in ``cwd``; :meth:`run` executes code and reports the error, if any."""
+    """A fresh IPython kernel in ``cwd``; :meth:`run` executes code and reports the error, if any. Under the test
+    run it is forked from tests/preloaded_kernel.py's server, unless ``env`` (its environment) says otherwise."""
 
-    def __init__(self, cwd: Path):
-        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(cwd))
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None):
+        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(cwd),
+                                                     **({"env": env} if env is not None else {}))
 
     def run(self, source: str, timeout: float = 600) -> tuple[str | None, str]:
         """Execute ``source``; returns (exception name or None, what it printed, displayed as text, and

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from preloaded_kernel import ordinary_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SHOTS = ROOT / "build" / "browser"
@@ -82,8 +84,9 @@ def lab(tmp_path_factory):
                f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    # keep the user's own Jupyter/IPython configuration, extensions and state out of the test
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
+    # keep the user's own Jupyter/IPython configuration, extensions and state out of the test (and JupyterLab's
+    # kernels ordinary ones, as a student's, not the preloaded ones of the other tests: tests/preloaded_kernel.py)
+    env = {**ordinary_environment(), "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython")}
     log = (home / "lab.log").open("w")
     server = subprocess.Popen(command, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)

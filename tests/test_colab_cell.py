@@ -70,12 +70,13 @@ def run(kernel, code: str) -> str:
 
 
 def test_the_cell_does_nothing_outside_colab(kernel, tmp_path, colab_cell):
-    before = json.loads(run(kernel, "import json, os, sys; print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
+    before = run(kernel, "import json, os, sys; modules_before = set(sys.modules); print(os.getcwd())")
     printed = run(kernel, colab_cell.SOURCE)
-    after = json.loads(run(kernel, "print(json.dumps([os.getcwd(), sorted(sys.modules)]))"))
+    look = "print(json.dumps([os.getcwd(), sorted(set(sys.modules) - modules_before)]))"  # (a short output)
+    after, imported = json.loads(run(kernel, look))
     assert printed == "", "the cell must print nothing outside Colab"
-    assert after[0] == before[0] == str(tmp_path), "the cell must not change directory outside Colab"
-    assert set(after[1]) == set(before[1]), "the cell must not import anything (e.g. subprocess) outside Colab"
+    assert after == before.strip() == str(tmp_path), "the cell must not change directory outside Colab"
+    assert imported == [], f"the cell must not import anything (e.g. subprocess) outside Colab: {imported}"
     assert not any(tmp_path.iterdir()), "the cell must not write files outside Colab"
 
 

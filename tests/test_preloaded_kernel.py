@@ -1,0 +1,60 @@
+"""tests/preloaded_kernel.py: the test run's kernels are forked from a server that imported torch, and are otherwise
+the kernels a student gets — same paths, arguments, folder, plotting backend, nothing of the course imported —
+and they can be interrupted, and do not outlive their launcher."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from notebook_runner import Kernel
+from preloaded_kernel import ordinary_environment
+
+pytestmark = pytest.mark.notebook
+
+LOOK = ("import json, os, sys\n"
+        "import matplotlib.pyplot\n"
+        "print(json.dumps({'path': sys.path, 'argv0': sys.argv[0], 'cwd': os.getcwd(),"
+        " 'backend': matplotlib.get_backend(), 'course': 'retinanet_lite' in sys.modules,"
+        " 'threads': os.environ.get('OMP_NUM_THREADS')}))\n")
+
+
+def look(kernel: Kernel) -> dict:
+    """What a new kernel looks like from inside, and whether torch was imported before its first cell."""
+    error, text = kernel.run("import sys\nprint('torch' in sys.modules)")
+    assert error is None, text
+    error, seen = kernel.run(LOOK)
+    assert error is None, seen
+    return {"torch at start": text.strip() == "True", **json.loads(seen)}
+
+
+def test_a_preloaded_kernel_is_an_ordinary_kernel_with_torch_imported(start_kernel, tmp_path):
+    preloaded = look(start_kernel(tmp_path))
+    ordinary_kernel = Kernel(tmp_path, env=ordinary_environment())
+    try:
+        ordinary = look(ordinary_kernel)
+    finally:
+        ordinary_kernel.close()
+    assert preloaded.pop("torch at start") and not ordinary.pop("torch at start")
+    assert preloaded == ordinary and not preloaded["course"]
+
+
+def test_a_preloaded_kernel_can_be_interrupted(start_kernel, tmp_path):
+    kernel = start_kernel(tmp_path)
+    kernel.client.execute("import time\ntime.sleep(60)")
+    time.sleep(1)
+    kernel.manager.interrupt_kernel()
+    reply = kernel.client.get_shell_msg(timeout=20)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert kernel.run("print(6 * 7)") == (None, "42\n"), "the kernel carries on after the interrupt"
+
+
+def test_killing_the_launcher_ends_the_kernel(tmp_path):
+    kernel = Kernel(tmp_path)
+    error, pid = kernel.run("import os\nprint(os.getpid())")
+    assert error is None and int(pid) != kernel.manager.provisioner.pid, "a forked kernel, not the launcher itself"
+    kernel.close()  # kills the launcher (SIGKILL), as jupyter_client does when a kernel does not shut down
+    deadline = time.monotonic() + 10
+    while subprocess.run(["kill", "-0", pid.strip()], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, f"the kernel {pid.strip()} outlived its launcher"
+        time.sleep(0.1)
