@@ -105,7 +105,9 @@ def serve(path: str) -> None:
 
 def fork_kernel(server: socket.socket, connection: socket.socket) -> None:
     """Read a launcher's request (and its standard streams), fork the kernel, answer with the kernel's pid."""
-    message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+    message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+    while chunk := connection.recv(1 << 16):  # the rest of the request, up to the launcher's end of writing
+        message += chunk
     pid = os.fork()
     if pid == 0:
         try:
@@ -168,6 +170,7 @@ def launch(arguments: list[str]) -> None:
     request = {"argv0": KERNEL_LAUNCHER, "argv": arguments, "cwd": os.getcwd(), "env": dict(os.environ),
                "launcher": os.getpid()}
     socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
+    client.shutdown(socket.SHUT_WR)
     kernel = int(client.recv(64))
     client.close()
     for number in SIGNALS:
