@@ -89,13 +89,14 @@ KERNEL_SERVER = pytest.StashKey[tuple[Path, subprocess.Popen]]()
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """If this process will run notebooks or start kernels, start the server that forks them with torch and
-    torchvision already imported (tests/preloaded_kernel.py): ~5 processor-seconds less per kernel."""
+    torchvision already imported (tests/preloaded_kernel.py): ~4 processor-seconds less per kernel."""
     if preloaded_kernel.available() and any(item.get_closest_marker("notebook") for item in session.items):
         folder = Path(tempfile.mkdtemp(prefix="kernels-"))
         session.config.stash[KERNEL_SERVER] = folder, preloaded_kernel.install(folder)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop this process's kernel server (its kernels have been shut down by the tests that started them)."""
     if KERNEL_SERVER in config.stash:
         folder, server = config.stash[KERNEL_SERVER]
         server.terminate()

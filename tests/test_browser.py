@@ -86,8 +86,9 @@ def lab(tmp_path_factory):
         command.append("--allow-root")
     # keep the user's own Jupyter/IPython configuration, extensions and state out of the test (and JupyterLab's
     # kernels ordinary ones, as a student's, not the preloaded ones of the other tests: tests/preloaded_kernel.py)
-    env = {**ordinary_environment(), "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython")}
+    env = {**ordinary_environment(), "JUPYTER_CONFIG_DIR": str(home / "config"),
+           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "IPYTHONDIR": str(home / "ipython")}
     log = (home / "lab.log").open("w")
     server = subprocess.Popen(command, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
