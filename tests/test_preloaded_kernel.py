@@ -41,12 +41,24 @@ def test_a_preloaded_kernel_is_an_ordinary_kernel_with_torch_imported(start_kern
 
 def test_a_preloaded_kernel_can_be_interrupted(start_kernel, tmp_path):
     kernel = start_kernel(tmp_path)
-    kernel.client.execute("import time\ntime.sleep(60)")
-    time.sleep(1)
+    request = kernel.client.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    # Interrupt only once the cell runs (before, ipykernel ignores SIGINT), then read the reply to *this* request:
+    # the shell channel can still hold a kernel_info reply, as jupyter_client asks again every second while a
+    # kernel starts.
+    assert next(replies(kernel.client.get_iopub_msg, request, "stream"))["text"] == "sleeping\n"
     kernel.manager.interrupt_kernel()
-    reply = kernel.client.get_shell_msg(timeout=20)
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply = next(replies(kernel.client.get_shell_msg, request, "execute_reply"))
+    assert reply.get("ename") == "KeyboardInterrupt", reply
     assert kernel.run("print(6 * 7)") == (None, "42\n"), "the kernel carries on after the interrupt"
+
+
+def replies(get, request: str, kind: str, timeout: float = 30):
+    """The contents of the messages of type ``kind`` that answer ``request`` (a message id), read with ``get``
+    (a client's ``get_iopub_msg`` or ``get_shell_msg``); raises queue.Empty after ``timeout`` s without one."""
+    while True:
+        message = get(timeout=timeout)
+        if message["parent_header"].get("msg_id") == request and message["msg_type"] == kind:
+            yield message["content"]
 
 
 def test_killing_the_launcher_ends_the_kernel(tmp_path):
