@@ -13,13 +13,14 @@ then). tests/test_preloaded_kernel.py checks that such a kernel sees what an ord
 The pieces, all in this file:
 
 * :func:`install` (called by conftest) writes a ``python3`` kernelspec whose command is this file, puts it first
-  on ``JUPYTER_PATH`` and starts the server (``python preloaded_kernel.py serve SOCKET``) in the background.
+  on ``JUPYTER_PATH``, opens the server's Unix socket and starts the server (``python preloaded_kernel.py serve
+  FD``, the socket handed over as a file descriptor) in the background.
 * The kernelspec's command, the *launcher* (``python preloaded_kernel.py -f CONNECTION_FILE``), is what
   jupyter_client starts and watches. It hands its arguments, working folder, environment and standard streams
   to the server, which forks the kernel; the launcher then forwards signals (interrupt, terminate) to it and
-  exits when it exits. While the server is still importing, the launcher waits for it; if there is no server
-  (it failed, or this is not Linux), the launcher simply becomes an ordinary kernel
-  (``python -m ipykernel_launcher``).
+  exits when it exits. A launcher that comes while the server is still importing waits in the socket's queue
+  (the socket exists from the start); if there is no server (it failed, or ended before answering), the
+  launcher simply becomes an ordinary kernel (``python -m ipykernel_launcher``).
 * The forked kernel exits if its launcher is killed, so no kernel outlives the test that started it.
 """
 from __future__ import annotations
@@ -35,12 +36,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import MutableMapping
 from pathlib import Path
 
 #: What a lesson's first cell spends most of its time importing (~4 s together); nothing of the course itself.
 PRELOAD = ("torch", "torchvision", "numpy")
-SOCKET_VARIABLE = "RETINANET_LITE_KERNEL_SERVER"
+SOCKET_VARIABLE = "RETINANET_LITE_KERNEL_SERVER"  # the server's socket
 ORDINARY_PATH_VARIABLE = "RETINANET_LITE_JUPYTER_PATH"  # JUPYTER_PATH before install()
 KERNEL_LAUNCHER = importlib.util.find_spec("ipykernel_launcher").origin  # sys.argv[0] of an ordinary kernel
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -51,10 +52,10 @@ def available() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
 
 
-def install(folder: Path) -> subprocess.Popen:
-    """Write the kernelspec into ``folder``, put it first on ``JUPYTER_PATH`` (for this process and the kernels,
-    servers and subprocesses it starts) and start the server; returns the server's process (terminate it at
-    the end)."""
+def install(folder: Path, environ: MutableMapping[str, str] = os.environ) -> subprocess.Popen:
+    """Write the kernelspec into ``folder``, put it first on ``JUPYTER_PATH`` in ``environ`` (by default this
+    process's environment, which the kernels, servers and subprocesses it starts inherit) and start the server;
+    returns the server's process (terminate it at the end)."""
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps({
@@ -63,11 +64,14 @@ def install(folder: Path) -> subprocess.Popen:
         "metadata": {"debugger": False}, "kernel_protocol_version": "5.5",
     }))
     path = folder / "server.sock"
-    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(path)],
-                              stdin=subprocess.DEVNULL)
-    os.environ[SOCKET_VARIABLE] = f"{server.pid}:{path}"
-    os.environ[ORDINARY_PATH_VARIABLE] = os.environ.get("JUPYTER_PATH", "")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("JUPYTER_PATH")]))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:  # the server's only, once handed over
+        listener.bind(str(path))
+        listener.listen()
+        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "serve", str(listener.fileno())],
+                                  stdin=subprocess.DEVNULL, pass_fds=[listener.fileno()])
+    environ[SOCKET_VARIABLE] = str(path)
+    environ[ORDINARY_PATH_VARIABLE] = environ.get("JUPYTER_PATH", "")
+    environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(folder), environ.get("JUPYTER_PATH")]))
     return server
 
 
@@ -83,16 +87,14 @@ def ordinary_environment() -> dict[str, str]:
     return env
 
 
-def serve(path: str) -> None:
-    """Import :data:`PRELOAD`, then fork one kernel per connection to the Unix socket ``path``, forever."""
+def serve(fd: int) -> None:
+    """Import :data:`PRELOAD`, then fork one kernel per connection to the listening Unix socket ``fd``, forever
+    (launchers that connect meanwhile wait in its queue)."""
     del sys.path[0]  # this file's folder (tests/): a kernel's sys.path is that of `python -m ipykernel_launcher`
     for name in PRELOAD:
         importlib.import_module(name)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped automatically
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path + ".partial")
-    server.listen()
-    os.replace(path + ".partial", path)  # launchers connect only once everything is imported
+    server = socket.socket(fileno=fd)
     while True:
         connection, _ = server.accept()
         try:
@@ -142,14 +144,6 @@ def run_kernel(request: dict, fds: list[int]) -> None:
     os._exit(0)
 
 
-def is_running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended (a server that failed is a zombie until reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def exit_with(pidfd: int) -> None:
     """Wait for the process behind ``pidfd`` to end, then end this one."""
     select.select([pidfd], [], [])
@@ -158,25 +152,26 @@ def exit_with(pidfd: int) -> None:
 
 def launch(arguments: list[str]) -> None:
     """The kernelspec's command: have the server fork the kernel, stand in for it until it ends."""
-    server, _, path = os.environ.get(SOCKET_VARIABLE, "").partition(":")
-    deadline = time.monotonic() + 60
-    while path and not os.path.exists(path) and is_running(int(server)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server is still importing: as quick as importing here, and done once
     try:
-        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        client.connect(path)
-    except OSError:  # no server: an ordinary kernel
+        kernel = ask_server(arguments)
+    except (OSError, ValueError):  # no server, or it ended before answering: an ordinary kernel
         os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *arguments])
-    request = {"argv0": KERNEL_LAUNCHER, "argv": arguments, "cwd": os.getcwd(), "env": dict(os.environ),
-               "launcher": os.getpid()}
-    socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
-    client.shutdown(socket.SHUT_WR)
-    kernel = int(client.recv(64))
-    client.close()
     for number in SIGNALS:
         signal.signal(number, lambda received, _: forward(received, kernel))
     with contextlib.suppress(ProcessLookupError):  # (a kernel that has ended already)
         select.select([os.pidfd_open(kernel)], [], [])
+
+
+def ask_server(arguments: list[str]) -> int:
+    """Send the server this launcher's request and standard streams; returns the pid of the kernel it forked
+    (waiting, if the server is still importing)."""
+    request = {"argv0": KERNEL_LAUNCHER, "argv": arguments, "cwd": os.getcwd(), "env": dict(os.environ),
+               "launcher": os.getpid()}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(os.environ.get(SOCKET_VARIABLE, ""))
+        socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
+        client.shutdown(socket.SHUT_WR)
+        return int(client.recv(64))
 
 
 def forward(number: int, pid: int) -> None:
@@ -187,6 +182,6 @@ def forward(number: int, pid: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve(sys.argv[2])
+        serve(int(sys.argv[2]))
     else:
         launch(sys.argv[1:])

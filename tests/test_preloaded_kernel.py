@@ -8,7 +8,7 @@ import time
 import pytest
 
 from notebook_runner import Kernel
-from preloaded_kernel import ordinary_environment
+from preloaded_kernel import install, ordinary_environment
 
 pytestmark = pytest.mark.notebook
 
@@ -19,13 +19,19 @@ LOOK = ("import json, os, sys\n"
         " 'threads': os.environ.get('OMP_NUM_THREADS')}))\n")
 
 
-def look(kernel: Kernel) -> dict:
-    """What a new kernel looks like from inside, and whether torch was imported before its first cell."""
+def torch_at_start(kernel: Kernel) -> bool:
+    """Whether torch was imported in a new kernel before its first cell (call before any other cell)."""
     error, text = kernel.run("import sys\nprint('torch' in sys.modules)")
     assert error is None, text
+    return text.strip() == "True"
+
+
+def look(kernel: Kernel) -> dict:
+    """What a new kernel looks like from inside, and whether torch was imported before its first cell."""
+    preloaded = torch_at_start(kernel)
     error, seen = kernel.run(LOOK)
     assert error is None, seen
-    return {"torch at start": text.strip() == "True", **json.loads(seen)}
+    return {"torch at start": preloaded, **json.loads(seen)}
 
 
 def test_a_preloaded_kernel_is_an_ordinary_kernel_with_torch_imported(start_kernel, tmp_path):
@@ -59,6 +65,25 @@ def replies(get, request: str, kind: str, timeout: float = 30):
         message = get(timeout=timeout)
         if message["parent_header"].get("msg_id") == request and message["msg_type"] == kind:
             yield message["content"]
+
+
+def test_a_kernel_waits_for_a_server_still_importing_and_is_ordinary_without_one(tmp_path):
+    environment = ordinary_environment()
+    server = install(tmp_path / "kernels", environment)  # starts importing torch (seconds) now
+    try:
+        kernel = Kernel(tmp_path, env=environment)  # a launcher started at once: queued until the server is ready
+        try:
+            assert torch_at_start(kernel), "the launcher did not wait for the server: an ordinary kernel"
+        finally:
+            kernel.close()
+    finally:
+        server.terminate()
+        server.wait()
+    kernel = Kernel(tmp_path, env=environment)  # the server is gone
+    try:
+        assert not torch_at_start(kernel) and kernel.run("print(6 * 7)") == (None, "42\n")
+    finally:
+        kernel.close()
 
 
 def test_killing_the_launcher_ends_the_kernel(tmp_path):
