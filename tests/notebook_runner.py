@@ -44,8 +44,8 @@ def load_tool(name: str) -> ModuleType:
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 #: The other runs that lessons save with ``train_or_reuse`` (path → its arguments): lesson 09's re-runs of one
-#: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model and lesson 11's
-#: short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
+#: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model and
+#: lesson 11's short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
 #: tests/test_lesson_11.py check that the lessons call it with these.
 SHARED_RUNS = {  # the longest first: a second worker that needs them starts on the shorter ones meanwhile
     TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0},
@@ -126,16 +126,19 @@ class Kernel:
         return error, "".join(text)
 
     def execute(self, source: str, timeout: float = 600) -> tuple[str | None, list[tuple[str, dict]]]:
-        """Execute ``source``; returns (exception name or None, its output messages as (type, content))."""
+        """Execute ``source``; returns (exception name or None, its output messages as (type, content)).
+
+        An error does not make the kernel skip the next pieces (``stop_on_error=False``): with the default, ipykernel
+        aborts the requests that reach it just after an error, so a piece sent at once would not run ("aborted")."""
         messages: list[tuple[str, dict]] = []
 
         def collect(message: dict) -> None:
             if message["msg_type"] in ("stream", "execute_result", "display_data", "error"):
                 messages.append((message["msg_type"], message["content"]))
 
-        reply = self.client.execute_interactive(source, timeout=timeout, output_hook=collect)
+        reply = self.client.execute_interactive(source, timeout=timeout, output_hook=collect, stop_on_error=False)
         content = reply["content"]
-        return (content["ename"] if content["status"] == "error" else None), messages
+        return (None if content["status"] == "ok" else content.get("ename", content["status"])), messages
 
     def close(self) -> None:
         self.client.stop_channels()
