@@ -112,8 +112,8 @@ class Kernel:
                                                      **({"env": env} if env is not None else {}))
 
     def run(self, source: str, timeout: float = 600) -> tuple[str | None, str]:
-        """Execute ``source``; returns (exception name or None, what it printed, displayed as text, and
-        the error message)."""
+        """Execute ``source``; returns (error, text): ``error`` as :meth:`execute` gives it, ``text`` what it
+        printed, displayed as text, and the error message."""
         error, messages = self.execute(source, timeout)
         text = []
         for kind, content in messages:
@@ -126,7 +126,8 @@ class Kernel:
         return error, "".join(text)
 
     def execute(self, source: str, timeout: float = 600) -> tuple[str | None, list[tuple[str, dict]]]:
-        """Execute ``source``; returns (exception name or None, its output messages as (type, content)).
+        """Execute ``source``; returns (error, its output messages as (type, content)): ``error`` is None, the
+        exception's name, or "aborted" if the kernel did not run it.
 
         An error does not make the kernel skip the next pieces (``stop_on_error=False``): with the default, ipykernel
         aborts the requests that reach it just after an error, so a piece sent at once would not run ("aborted")."""
