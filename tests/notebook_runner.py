@@ -44,11 +44,12 @@ def load_tool(name: str) -> ModuleType:
 #: The arguments of lesson 07's ``train_or_reuse`` call (tests/test_lesson_07.py checks that they agree).
 LESSON_07_TRAINING = {"preset": "shapes-cpu", "seed": 0, "eval_every": 500}
 #: The other runs that lessons save with ``train_or_reuse`` (path → its arguments): lesson 09's re-runs of one
-#: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model and
-#: lesson 11's short run of the preset (its one-change exercise compares with it). tests/test_lesson_09.py and
-#: tests/test_lesson_11.py check that the lessons call it with these.
+#: grid point and of one point of bench/results/ablations.json (one anchor per location), lesson 11's model (its
+#: in-class schedule: 1 100 of the preset's 1 500 steps) and lesson 11's short run of the preset (its one-change
+#: exercise compares with it). tests/test_lesson_09.py and tests/test_lesson_11.py check that the lessons call it
+#: with these.
 SHARED_RUNS = {  # the longest first: a second worker that needs them starts on the shorter ones meanwhile
-    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0},
+    TREES_CHECKPOINT: {"preset": "trees-cpu", "seed": 0, "steps": 1100},
     Path("checkpoints/trees-short.pt"): {"preset": "trees-cpu", "seed": 0, "steps": 300, "warmup_steps": 50,
                                          "tta_views": 1, "tta_scales": (1.0,)},
     Path("checkpoints/focal-loss-rerun.pt"): {"preset": "shapes-cpu", "seed": 0, "steps": 250, "warmup_steps": 50,
