@@ -152,9 +152,12 @@ def exit_with(pidfd: int) -> None:
 
 def launch(arguments: list[str]) -> None:
     """The kernelspec's command: have the server fork the kernel, stand in for it until it ends."""
+    address = os.environ.get(SOCKET_VARIABLE)  # set by install()
     try:
-        kernel = ask_server(arguments)
-    except (OSError, ValueError):  # no server, or it ended before answering: an ordinary kernel
+        kernel = ask_server(address, arguments) if address else None
+    except (OSError, ValueError):  # the server has ended, or it ended before answering
+        kernel = None
+    if kernel is None:  # an ordinary kernel
         os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *arguments])
     for number in SIGNALS:
         signal.signal(number, lambda received, _: forward(received, kernel))
@@ -162,13 +165,13 @@ def launch(arguments: list[str]) -> None:
         select.select([os.pidfd_open(kernel)], [], [])
 
 
-def ask_server(arguments: list[str]) -> int:
-    """Send the server this launcher's request and standard streams; returns the pid of the kernel it forked
-    (waiting, if the server is still importing)."""
+def ask_server(address: str, arguments: list[str]) -> int:
+    """Send the server listening at ``address`` this launcher's request and standard streams; returns the pid of
+    the kernel it forked (waiting, if the server is still importing)."""
     request = {"argv0": KERNEL_LAUNCHER, "argv": arguments, "cwd": os.getcwd(), "env": dict(os.environ),
                "launcher": os.getpid()}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-        client.connect(os.environ.get(SOCKET_VARIABLE, ""))
+        client.connect(address)
         socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
         client.shutdown(socket.SHUT_WR)
         return int(client.recv(64))

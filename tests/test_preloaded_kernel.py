@@ -8,7 +8,7 @@ import time
 import pytest
 
 from notebook_runner import Kernel
-from preloaded_kernel import install, ordinary_environment
+from preloaded_kernel import SOCKET_VARIABLE, install, ordinary_environment
 
 pytestmark = pytest.mark.notebook
 
@@ -79,11 +79,13 @@ def test_a_kernel_waits_for_a_server_still_importing_and_is_ordinary_without_one
     finally:
         server.terminate()
         server.wait()
-    kernel = Kernel(tmp_path, env=environment)  # the server is gone
-    try:
-        assert not torch_at_start(kernel) and kernel.run("print(6 * 7)") == (None, "42\n")
-    finally:
-        kernel.close()
+    without_address = {name: value for name, value in environment.items() if name != SOCKET_VARIABLE}
+    for env in (environment, without_address):  # the server is gone; the kernelspec used without install()
+        kernel = Kernel(tmp_path, env=env)
+        try:
+            assert not torch_at_start(kernel) and kernel.run("print(6 * 7)") == (None, "42\n")
+        finally:
+            kernel.close()
 
 
 def test_killing_the_launcher_ends_the_kernel(tmp_path):
