@@ -24,7 +24,7 @@ single view, and with the eight views at the one size they were trained at (``â€
 table and writes it, with the command, date and machine, to ``bench/results/trees.json`` â€” the file
 lesson 11 shows.
 
-    .venv/bin/python bench/trees.py [--seeds 0,1,2]          # about 17 minutes per seed on 2 cores
+    .venv/bin/python bench/trees.py [--seeds 0,1,2]          # about 21 minutes per seed on 2 cores
 
 ``--rows ours --set color_jitter=0.2 --out other.json`` trains only some of the rows, with changes to the
 preset (any TrainConfig / RetinaNetConfig field, plus ``tile_size`` for the training crops): how the
